@@ -1,0 +1,312 @@
+"""Audit: bias score S_B (eq. 7) and robustness score S_R (eq. 8) of a model on a table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._config import DataSpec, Objective, ThreatModel, TrainConfig
+from ._dataset import PreparedData, matches_value, prepare_data
+from ._device import resolve_device
+from ._encoder import fit_encoder
+from ._errors import InputError, InsufficientDataError
+from ._evaluate import Decisions, Evaluation, attack_decisions, evaluate_decisions
+from ._io import read_table
+from ._models import build_model
+from ._split import split_indices
+from ._training import train_model
+from ._version import environment_versions
+from ._workspace import encode_rows
+from .attacks import FeatureSpace
+
+__all__ = [
+    "AuditConfig",
+    "AuditResult",
+    "GateCheck",
+    "GateResult",
+    "ProgressCallback",
+    "audit_file",
+    "audit_table",
+    "check_gate",
+    "check_group_sizes",
+]
+
+ProgressCallback = Callable[[str], None]
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """What to audit and how: data roles, threat model, training of the audited model.
+
+    With ``predictions`` set, the named column's decisions are audited (fairness only: no model,
+    no training, every row). Otherwise the default target is trained on a seeded split
+    stratified by label and group and audited on the held-out part (the paper's Table 2).
+    """
+
+    data: DataSpec
+    threat: ThreatModel = field(default_factory=ThreatModel)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test_size: float = 0.3
+    ci: bool = False
+    n_resamples: int = 1000
+    predictions: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_size < 1.0:
+            raise InputError(f"--test-size {self.test_size}: expected a fraction in (0, 1)")
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything an audit found, with the settings needed to reproduce it."""
+
+    source: str
+    mode: str
+    model: str
+    label_column: str
+    positive_value: str
+    protected_column: str
+    protected_values: tuple[str, ...]
+    protected_group_defaulted: bool
+    rows: dict[str, int]
+    threat: ThreatModel | None
+    evaluation: Evaluation
+    settings: dict[str, Any]
+    seconds: dict[str, float]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Shortcut to the evaluation's metrics."""
+        return self.evaluation.metrics
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dictionary (NaN becomes None)."""
+
+        def clean(value: Any) -> Any:
+            if isinstance(value, float):
+                return None if not np.isfinite(value) else value
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [clean(v) for v in value]
+            return value
+
+        return clean(
+            {
+                "source": self.source,
+                "mode": self.mode,
+                "model": self.model,
+                "label": {"column": self.label_column, "favourable": self.positive_value},
+                "protected": {
+                    "column": self.protected_column,
+                    "group_a0": list(self.protected_values),
+                    "group_chosen_by_default": self.protected_group_defaulted,
+                },
+                "rows": self.rows,
+                "threat_model": None
+                if self.threat is None
+                else {**asdict(self.threat), "pgd_step_size": self.threat.pgd_step_size},
+                "metrics": self.evaluation.metrics,
+                "intervals": {k: list(v) for k, v in self.evaluation.intervals.items()},
+                "groups": self.evaluation.groups,
+                "settings": self.settings,
+                "seconds": self.seconds,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One gate condition: ``value <= threshold`` (bias) or ``>= threshold`` (robustness)."""
+
+    metric: str
+    value: float
+    threshold: float
+    comparison: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The CI verdict: passed when every requested check holds."""
+
+    checks: tuple[GateCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        """True when every check holds (and vacuously when none were requested)."""
+        return all(check.passed for check in self.checks)
+
+
+def check_gate(
+    metrics: dict[str, float], *, delta_f: float | None, delta_r: float | None
+) -> GateResult:
+    """Gate: S_B <= delta_F and S_R(PGD) >= delta_R. A NaN metric never passes."""
+    checks: list[GateCheck] = []
+    if delta_f is not None:
+        value = metrics["bias_score"]
+        checks.append(GateCheck("bias_score", value, delta_f, "<=", bool(value <= delta_f)))
+    if delta_r is not None:
+        if "robustness_pgd" not in metrics:
+            raise InputError(
+                "--delta-r needs a model to attack; --predictions audits fairness only"
+            )
+        value = metrics["robustness_pgd"]
+        checks.append(GateCheck("robustness_pgd", value, delta_r, ">=", bool(value >= delta_r)))
+    return GateResult(tuple(checks))
+
+
+def check_group_sizes(prepared: PreparedData, a: np.ndarray, minimum: int, where: str) -> None:
+    """Raise :class:`InsufficientDataError` when a group has fewer than ``minimum`` rows."""
+    for group, name in ((0, "protected group"), (1, "rest of")):
+        count = int((np.asarray(a) == group).sum())
+        if count < minimum:
+            described = f"{name} {prepared.describe_protected_group()}"
+            raise InsufficientDataError(
+                f"{prepared.source}: {described} has {count} rows {where}, fewer than "
+                f"--min-group-size {minimum}; too little data to judge"
+            )
+
+
+def _prediction_decisions(prepared: PreparedData, column: str) -> np.ndarray:
+    series = prepared.frame[column]
+    hit = matches_value(series, prepared.positive_value)
+    if hit.any() or not pd.api.types.is_numeric_dtype(series):
+        return hit.astype(np.int8)
+    scores = series.to_numpy(dtype=float)
+    if np.all((scores >= 0) & (scores <= 1)):
+        # A probability column: decide at 0.5 as the paper's M(x) = 1(M_c(x) >= 0.5).
+        return (scores >= 0.5).astype(np.int8)
+    raise InputError(
+        f"{prepared.source}: predictions column {column!r} has neither the favourable label "
+        f"{prepared.positive_value!r} nor probabilities in [0, 1]"
+    )
+
+
+def _settings(config: AuditConfig, device: str | None) -> dict[str, Any]:
+    train = asdict(config.train)
+    if device is not None:
+        train["device"] = device
+    return {
+        "seed": config.train.seed,
+        "test_size": config.test_size,
+        "train": train,
+        "bootstrap_resamples": config.n_resamples if config.ci else 0,
+        "versions": environment_versions(),
+    }
+
+
+def audit_table(
+    frame: pd.DataFrame,
+    config: AuditConfig,
+    *,
+    source: str,
+    progress: ProgressCallback = _silent,
+) -> AuditResult:
+    """Audit ``frame``: train the target on a split and attack it, or audit a predictions column."""
+    started = time.perf_counter()
+    exclude = (config.predictions,) if config.predictions else ()
+    prepared = prepare_data(frame, config.data, source=source, exclude=exclude)
+    seconds: dict[str, float] = {}
+    common: dict[str, Any] = {
+        "source": source,
+        "label_column": prepared.label_column,
+        "positive_value": prepared.positive_value,
+        "protected_column": prepared.protected_column,
+        "protected_values": prepared.protected_values,
+        "protected_group_defaulted": prepared.protected_group_defaulted,
+    }
+    if config.predictions:
+        check_group_sizes(prepared, prepared.a, config.data.min_group_size, "in the file")
+        decisions = Decisions(
+            y=prepared.y.astype(np.int8),
+            a=prepared.a.astype(np.int8),
+            pred=_prediction_decisions(prepared, config.predictions),
+        )
+        evaluation = evaluate_decisions(
+            decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples
+        )
+        seconds["total"] = time.perf_counter() - started
+        return AuditResult(
+            mode="predictions",
+            model=f"predictions column {config.predictions!r}",
+            rows={
+                "total": prepared.n_rows,
+                "audited": prepared.n_rows,
+                "dropped": prepared.dropped_rows,
+            },
+            threat=None,
+            evaluation=evaluation,
+            settings=_settings(config, None),
+            seconds=seconds,
+            **common,
+        )
+
+    device = resolve_device(config.train.device)
+    train_pos, test_pos = split_indices(
+        prepared.y, prepared.a, test_size=config.test_size, seed=config.train.seed
+    )
+    check_group_sizes(
+        prepared, prepared.a[test_pos], config.data.min_group_size, "in the test split"
+    )
+    encoder = fit_encoder(
+        prepared.frame.iloc[train_pos], prepared.feature_columns, prepared.immutable_columns
+    )
+    train = encode_rows(prepared, encoder, train_pos, device)
+    test = encode_rows(prepared, encoder, test_pos, device)
+    seconds["prepare"] = time.perf_counter() - started
+
+    progress(f"training {config.train.model} for {config.train.epochs} epochs on {device}")
+    mark = time.perf_counter()
+    model = build_model(
+        config.train.model, encoder.n_features, seed=config.train.seed, device=device
+    )
+    space = FeatureSpace.from_encoder(encoder, device)
+    train_model(
+        model, train.x, train.y, train.a, objective=Objective(), config=config.train, space=space
+    )
+    seconds["train"] = time.perf_counter() - mark
+
+    progress("attacking the test split (FGSM, PGD)")
+    mark = time.perf_counter()
+    decisions = attack_decisions(model, test.x, test.y, test.a_numpy, space, config.threat)
+    seconds["attack"] = time.perf_counter() - mark
+    evaluation = evaluate_decisions(
+        decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples
+    )
+    seconds["total"] = time.perf_counter() - started
+    return AuditResult(
+        mode="trained",
+        model=f"{config.train.model} trained on the {1 - config.test_size:.0%} split",
+        rows={
+            "total": prepared.n_rows,
+            "train": len(train_pos),
+            "test": len(test_pos),
+            "dropped": prepared.dropped_rows,
+            "features": encoder.n_features,
+        },
+        threat=config.threat,
+        evaluation=evaluation,
+        settings=_settings(config, str(device)),
+        seconds=seconds,
+        **common,
+    )
+
+
+def audit_file(
+    path: str | Path, config: AuditConfig, *, progress: ProgressCallback = _silent
+) -> AuditResult:
+    """Read ``path`` (CSV or parquet) and audit it (see :func:`audit_table`)."""
+    progress(f"reading {path}")
+    frame = read_table(path)
+    return audit_table(frame, config, source=str(path), progress=progress)

@@ -1,0 +1,246 @@
+"""Resolve the roles of a table's columns (label, protected attribute, features) and validate them.
+
+Every problem is reported as one :class:`InputError` line that names the file, the column and the
+offending value, so a data owner can fix the file without reading a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._config import DataSpec
+from ._errors import InputError
+
+__all__ = ["PreparedData", "matches_value", "prepare_data"]
+
+# A text column whose values are nearly all numbers is a numeric column with a typo in it,
+# not a categorical column: report the stray value instead of one-hot encoding it.
+_NUMERIC_TEXT_SHARE = 0.9
+_MAX_LISTED = 8
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A validated table with its roles resolved.
+
+    ``y`` is 1 for the favourable outcome; ``a`` is 0 for the protected group and 1 for the rest
+    (the paper's convention). ``frame`` keeps the file's row positions as its index.
+    """
+
+    source: str
+    frame: pd.DataFrame
+    label_column: str
+    positive_value: str
+    y: np.ndarray
+    protected_column: str
+    protected_values: tuple[str, ...]
+    protected_group_defaulted: bool
+    a: np.ndarray
+    feature_columns: tuple[str, ...]
+    immutable_columns: tuple[str, ...]
+    dropped_rows: int
+
+    @property
+    def n_rows(self) -> int:
+        """Rows after cleaning."""
+        return len(self.frame)
+
+    def describe_protected_group(self) -> str:
+        """``sex in {Female}`` style description of group a=0."""
+        values = ", ".join(self.protected_values)
+        return f"{self.protected_column} in {{{values}}}"
+
+
+def _format_values(values: Sequence[object]) -> str:
+    shown = ", ".join(repr(v) for v in values[:_MAX_LISTED])
+    return shown + (f", ... ({len(values)} values)" if len(values) > _MAX_LISTED else "")
+
+
+def _format_rows(rows: np.ndarray) -> str:
+    shown = ", ".join(str(int(r)) for r in rows[:_MAX_LISTED])
+    return shown + (f", ... ({len(rows)} rows)" if len(rows) > _MAX_LISTED else "")
+
+
+def _value_text(value: object) -> str:
+    """Canonical text of a cell value: 1.0 and 1 both read '1', so CLI values match either."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def matches_value(series: pd.Series, value: str) -> np.ndarray:
+    """Rows of ``series`` equal to the command-line ``value`` (text, number or boolean)."""
+    texts = series.map(_value_text).to_numpy(dtype=object)
+    hit = texts == value
+    if pd.api.types.is_bool_dtype(series):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "false", "0"):
+            hit = series.to_numpy(dtype=bool) == (lowered in ("true", "1"))
+    elif pd.api.types.is_numeric_dtype(series):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            hit = hit | (series.to_numpy(dtype=float) == number)
+    return np.asarray(hit, dtype=bool)
+
+
+def _require_columns(source: str, frame: pd.DataFrame, names: list[str], option: str) -> None:
+    columns = [str(c) for c in frame.columns]
+    for name in names:
+        if name not in columns:
+            raise InputError(
+                f"{source}: unknown column {name!r} given to {option}; "
+                f"columns are {_format_values(columns)}"
+            )
+
+
+def _check_numeric_text(source: str, frame: pd.DataFrame, columns: list[str]) -> None:
+    for column in columns:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        present = series.dropna()
+        if present.empty:
+            continue
+        parsed = pd.to_numeric(present, errors="coerce")
+        share = float(parsed.notna().mean())
+        if _NUMERIC_TEXT_SHARE <= share < 1.0:
+            bad = present[parsed.isna()]
+            raise InputError(
+                f"{source}: non-numeric text {bad.iloc[0]!r} in numeric column {column!r} "
+                f"(row {_format_rows(np.asarray(bad.index))}); expected a number"
+            )
+
+
+def _encode_label(source: str, series: pd.Series, positive: str | None) -> tuple[np.ndarray, str]:
+    values = list(pd.unique(series))
+    column = series.name
+    if len(values) < 2:
+        raise InputError(
+            f"{source}: label column {column!r} has a single value {values[0]!r}; "
+            "expected two classes"
+        )
+    if positive is not None:
+        hit = matches_value(series, positive)
+        if not hit.any():
+            raise InputError(
+                f"{source}: --positive {positive!r} does not occur in label column {column!r}; "
+                f"values are {_format_values(sorted(map(_value_text, values)))}"
+            )
+        return hit.astype(np.float32), positive
+    texts = {_value_text(v) for v in values}
+    if texts <= {"0", "1"} or texts <= {"False", "True"}:
+        favourable = "1" if texts <= {"0", "1"} else "True"
+        y = matches_value(series, favourable).astype(np.float32)
+        return y, favourable
+    raise InputError(
+        f"{source}: label column {column!r} has values {_format_values(sorted(texts))}; "
+        "name the favourable one with --positive VALUE"
+    )
+
+
+def _resolve_group(
+    source: str, series: pd.Series, y: np.ndarray, requested: tuple[str, ...] | None
+) -> tuple[np.ndarray, tuple[str, ...], bool]:
+    column = series.name
+    texts = series.map(_value_text)
+    values = sorted(pd.unique(texts))
+    if len(values) < 2:
+        raise InputError(
+            f"{source}: protected column {column!r} has a single group {values[0]!r}; "
+            "expected at least two"
+        )
+    if requested:
+        in_group = np.zeros(len(series), dtype=bool)
+        for value in requested:
+            hit = matches_value(series, value)
+            if not hit.any():
+                raise InputError(
+                    f"{source}: --protected-group value {value!r} does not occur in column "
+                    f"{column!r}; values are {_format_values(values)}"
+                )
+            in_group |= hit
+        if in_group.all():
+            raise InputError(
+                f"{source}: --protected-group {','.join(requested)} covers every row of "
+                f"{column!r}; expected a group and the rest"
+            )
+        return (~in_group).astype(np.float32), tuple(requested), False
+    rates = pd.Series(y).groupby(texts.to_numpy()).mean()
+    lowest = str(rates.idxmin())
+    in_group = (texts == lowest).to_numpy()
+    return (~in_group).astype(np.float32), (lowest,), True
+
+
+def prepare_data(
+    frame: pd.DataFrame,
+    spec: DataSpec,
+    *,
+    source: str,
+    exclude: tuple[str, ...] = (),
+) -> PreparedData:
+    """Validate ``frame`` against ``spec`` and resolve label, group and feature columns.
+
+    ``exclude`` names further columns that are not features (e.g. a predictions column).
+    The protected column is never a feature (the paper's disparate-treatment rule).
+    """
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    label = spec.label if spec.label is not None else str(frame.columns[-1])
+    _require_columns(source, frame, [label], "--label")
+    _require_columns(source, frame, [spec.protected], "--protected")
+    _require_columns(source, frame, list(spec.drop), "--drop")
+    _require_columns(source, frame, list(spec.immutable), "--immutable")
+    _require_columns(source, frame, list(exclude), "--predictions")
+    if label == spec.protected:
+        raise InputError(f"{source}: column {label!r} cannot be both the label and protected")
+    if label in spec.drop or spec.protected in spec.drop:
+        raise InputError(f"{source}: --drop names the label or protected column {label!r}")
+    roles = {label, spec.protected, *spec.drop, *exclude}
+    features = [c for c in frame.columns if c not in roles]
+    if not features:
+        raise InputError(f"{source}: no feature columns left after label, protected and --drop")
+    used = [*features, label, spec.protected, *exclude]
+
+    n_before = len(frame)
+    missing = frame[used].isna()
+    if missing.to_numpy().any():
+        if not spec.dropna:
+            column = str(missing.any()[lambda s: s].index[0])
+            rows = np.flatnonzero(missing[column].to_numpy())
+            raise InputError(
+                f"{source}: column {column!r} has {len(rows)} missing value(s) at row "
+                f"{_format_rows(np.asarray(frame.index[rows]))}; fix them or pass --dropna"
+            )
+        frame = frame.loc[~missing.any(axis=1)]
+        if frame.empty:
+            raise InputError(f"{source}: no rows left after --dropna")
+    _check_numeric_text(source, frame, features)
+
+    y, positive = _encode_label(source, frame[label], spec.positive)
+    a, group_values, defaulted = _resolve_group(
+        source, frame[spec.protected], y, spec.protected_group
+    )
+    immutable = tuple(c for c in spec.immutable if c in features)
+    return PreparedData(
+        source=source,
+        frame=frame,
+        label_column=label,
+        positive_value=positive,
+        y=y,
+        protected_column=spec.protected,
+        protected_values=group_values,
+        protected_group_defaulted=defaulted,
+        a=a,
+        feature_columns=tuple(features),
+        immutable_columns=immutable,
+        dropped_rows=n_before - len(frame),
+    )

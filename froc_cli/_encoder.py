@@ -1,0 +1,256 @@
+"""Tabular encoder: numerics min-max scaled to [0, 1], categoricals one-hot, reversibly.
+
+The encoder keeps, for every original column, its block of encoded features, its bounds, its
+value grid (integers stay integers, a price with two decimals keeps two) and its dtype, so that
+an encoded row, adversarial or not, decodes back to a record of the original schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._errors import InputError
+
+__all__ = ["CategoricalColumn", "NumericColumn", "TabularEncoder", "fit_encoder"]
+
+_MAX_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    """A numeric column encoded as one feature ``(x - minimum) / scale``.
+
+    ``grid`` is the spacing of the column's values in original units (1 for integers, 0.01 for
+    two decimals), or ``None`` when the values have no short decimal grid.
+    """
+
+    name: str
+    start: int
+    minimum: float
+    maximum: float
+    dtype: str
+    grid: float | None
+
+    @property
+    def width(self) -> int:
+        """Encoded width: one feature."""
+        return 1
+
+    @property
+    def scale(self) -> float:
+        """Range used for scaling; 1 for a constant column so nothing divides by zero."""
+        span = self.maximum - self.minimum
+        return span if span > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    """A categorical column encoded one-hot over the categories seen when fitting."""
+
+    name: str
+    start: int
+    categories: tuple[Any, ...]
+    dtype: str
+
+    @property
+    def width(self) -> int:
+        """Encoded width: one feature per category."""
+        return len(self.categories)
+
+
+Column = NumericColumn | CategoricalColumn
+
+
+def _decimal_grid(values: np.ndarray) -> float | None:
+    """Smallest decimal grid 10^-k (k <= 6) that every value lies on, else None."""
+    finite = values[np.isfinite(values)]
+    for decimals in range(_MAX_DECIMALS + 1):
+        rounded = np.round(finite, decimals)
+        if np.all(np.abs(rounded - finite) <= 1e-9 * np.maximum(1.0, np.abs(finite))):
+            return float(10.0**-decimals)
+    return None
+
+
+def _python_value(value: Any) -> Any:
+    """A JSON-friendly Python scalar for a category value."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@dataclass(frozen=True)
+class TabularEncoder:
+    """Fitted encoder (see :func:`fit_encoder`); immutable and serialisable to JSON."""
+
+    columns: tuple[Column, ...]
+    immutable: tuple[str, ...]
+
+    @property
+    def n_features(self) -> int:
+        """Width of the encoded feature vector."""
+        return sum(column.width for column in self.columns)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Original column names, in encoded order."""
+        return tuple(column.name for column in self.columns)
+
+    def feature_names(self) -> list[str]:
+        """One name per encoded feature: ``age`` or ``workclass=Private``."""
+        names: list[str] = []
+        for column in self.columns:
+            if isinstance(column, NumericColumn):
+                names.append(column.name)
+            else:
+                names.extend(f"{column.name}={value}" for value in column.categories)
+        return names
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """Encode the encoder's columns of ``frame`` into a float32 matrix.
+
+        Numerics outside the fitted range scale outside [0, 1]; an unseen category encodes as
+        an all-zero block.
+        """
+        missing = [name for name in self.column_names if name not in frame.columns]
+        if missing:
+            raise InputError(f"missing column(s) {', '.join(map(repr, missing))} for the encoder")
+        out = np.zeros((len(frame), self.n_features), dtype=np.float32)
+        for column in self.columns:
+            series = frame[column.name]
+            if isinstance(column, NumericColumn):
+                try:
+                    numbers = series.to_numpy(dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise InputError(
+                        f"column {column.name!r}: expected numbers, found {series.dtype} values"
+                    ) from exc
+                out[:, column.start] = (numbers - column.minimum) / column.scale
+            else:
+                lookup = {value: i for i, value in enumerate(column.categories)}
+                codes = np.fromiter(
+                    (lookup.get(_python_value(v), -1) for v in series.to_numpy(dtype=object)),
+                    dtype=np.int64,
+                    count=len(series),
+                )
+                known = codes >= 0
+                out[np.flatnonzero(known), column.start + codes[known]] = 1.0
+        return out
+
+    def decode(self, encoded: np.ndarray) -> pd.DataFrame:
+        """Decode encoded rows to records: values snapped to each column's grid and bounds,
+        categories by the largest entry of their block, dtypes restored."""
+        encoded = np.asarray(encoded, dtype=np.float64)
+        data: dict[str, Any] = {}
+        for column in self.columns:
+            if isinstance(column, NumericColumn):
+                values = encoded[:, column.start] * column.scale + column.minimum
+                if column.grid is not None:
+                    steps = np.round((values - column.minimum) / column.grid)
+                    values = column.minimum + steps * column.grid
+                    decimals = max(0, round(-np.log10(column.grid)))
+                    values = np.round(values, decimals)
+                values = np.clip(values, column.minimum, column.maximum)
+                data[column.name] = pd.Series(values).astype(column.dtype)  # type: ignore[call-overload]
+            else:
+                block = encoded[:, column.start : column.start + column.width]
+                picked = np.asarray(column.categories, dtype=object)[block.argmax(axis=1)]
+                data[column.name] = pd.Series(picked).astype(column.dtype)  # type: ignore[call-overload]
+        return pd.DataFrame(data)
+
+    def feature_mask(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
+        """Boolean mask over encoded features that belong to the given original columns."""
+        mask = np.zeros(self.n_features, dtype=bool)
+        for column in self.columns:
+            if column.name in names:
+                mask[column.start : column.start + column.width] = True
+        return mask
+
+    def mutable_mask(self) -> np.ndarray:
+        """Features an attacker may change: all but the immutable columns'."""
+        return ~self.feature_mask(self.immutable)
+
+    def numeric_grid(self) -> np.ndarray:
+        """Per encoded feature, the value grid in encoded units (0: continuous or categorical)."""
+        grid = np.zeros(self.n_features, dtype=np.float32)
+        for column in self.columns:
+            if isinstance(column, NumericColumn) and column.grid is not None:
+                grid[column.start] = column.grid / column.scale
+        return grid
+
+    def numeric_features(self) -> np.ndarray:
+        """Boolean mask of the numeric features."""
+        mask = np.zeros(self.n_features, dtype=bool)
+        for column in self.columns:
+            if isinstance(column, NumericColumn):
+                mask[column.start] = True
+        return mask
+
+    def categorical_blocks(self) -> np.ndarray:
+        """Per encoded feature, the index of its categorical block, or -1 for numerics."""
+        blocks = np.full(self.n_features, -1, dtype=np.int64)
+        block = 0
+        for column in self.columns:
+            if isinstance(column, CategoricalColumn):
+                blocks[column.start : column.start + column.width] = block
+                block += 1
+        return blocks
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description (stored in model files)."""
+        return {
+            "columns": [{"kind": type(c).__name__, **asdict(c)} for c in self.columns],
+            "immutable": list(self.immutable),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TabularEncoder:
+        """Rebuild an encoder from :meth:`to_dict` output, validating its shape."""
+        try:
+            columns: list[Column] = []
+            for entry in data["columns"]:
+                fields = {k: v for k, v in entry.items() if k != "kind"}
+                if entry["kind"] == "NumericColumn":
+                    columns.append(NumericColumn(**fields))
+                elif entry["kind"] == "CategoricalColumn":
+                    fields["categories"] = tuple(fields["categories"])
+                    columns.append(CategoricalColumn(**fields))
+                else:
+                    raise ValueError(f"unknown column kind {entry['kind']!r}")
+            return cls(columns=tuple(columns), immutable=tuple(data["immutable"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"invalid encoder description: {exc}") from exc
+
+
+def fit_encoder(
+    frame: pd.DataFrame, columns: tuple[str, ...], immutable: tuple[str, ...] = ()
+) -> TabularEncoder:
+    """Fit the encoder on ``frame`` (the training split): ranges, grids and category lists.
+
+    Numeric dtypes become :class:`NumericColumn`; text, boolean and categorical dtypes become
+    :class:`CategoricalColumn`.
+    """
+    fitted: list[Column] = []
+    start = 0
+    for name in columns:
+        series = frame[name]
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            values = series.to_numpy(dtype=np.float64)
+            grid = 1.0 if pd.api.types.is_integer_dtype(series) else _decimal_grid(values)
+            column: Column = NumericColumn(
+                name=name,
+                start=start,
+                minimum=float(np.min(values)),
+                maximum=float(np.max(values)),
+                dtype=str(series.dtype),
+                grid=grid,
+            )
+        else:
+            categories = tuple(_python_value(v) for v in sorted(pd.unique(series), key=str))
+            column = CategoricalColumn(
+                name=name, start=start, categories=categories, dtype=str(series.dtype)
+            )
+        fitted.append(column)
+        start += column.width
+    return TabularEncoder(columns=tuple(fitted), immutable=tuple(immutable))

@@ -1,0 +1,45 @@
+"""One exception hierarchy for the engine; the CLI maps each class to a documented exit code.
+
+The engine never prints or exits: it raises one of these with a one-line message that names the
+file, column or value at fault and what was expected.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EXIT_CONSTRAINTS_NOT_MET",
+    "EXIT_INPUT_ERROR",
+    "EXIT_INSUFFICIENT_DATA",
+    "EXIT_OK",
+    "FrocError",
+    "InputError",
+    "InsufficientDataError",
+    "ModelFileError",
+]
+
+EXIT_OK = 0
+EXIT_CONSTRAINTS_NOT_MET = 1
+EXIT_INPUT_ERROR = 2
+EXIT_INSUFFICIENT_DATA = 3
+
+
+class FrocError(Exception):
+    """Base class of every error froc reports to a user."""
+
+    exit_code: int = EXIT_INPUT_ERROR
+
+
+class InputError(FrocError):
+    """Bad input: a missing or malformed file, an unknown column, an impossible value."""
+
+    exit_code = EXIT_INPUT_ERROR
+
+
+class ModelFileError(InputError):
+    """A model file that is missing, truncated, tampered with or of an unknown format."""
+
+
+class InsufficientDataError(FrocError):
+    """A group has too few rows to judge: too little data is never a pass."""
+
+    exit_code = EXIT_INSUFFICIENT_DATA

@@ -1,0 +1,124 @@
+"""Evaluate decisions (and a model under attack) into the audit's metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import _metrics as m
+from ._config import ThreatModel
+from ._training import predict_logits
+from .attacks import FeatureSpace, make_attack
+
+__all__ = ["Decisions", "Evaluation", "attack_decisions", "evaluate_decisions"]
+
+_ATTACK_CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Binary decisions of one model on one evaluation set, clean and under attack."""
+
+    y: np.ndarray
+    a: np.ndarray
+    pred: np.ndarray
+    pred_fgsm: np.ndarray | None = None
+    pred_pgd: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Metrics (name -> value), optional bootstrap intervals, and per-group figures."""
+
+    metrics: dict[str, float]
+    groups: dict[str, dict[str, float]]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def attack_decisions(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    a: np.ndarray,
+    space: FeatureSpace,
+    threat: ThreatModel,
+) -> Decisions:
+    """Clean, FGSM and PGD decisions of ``model`` on (x, y), attacked in chunks."""
+    model.eval()
+    clean = (predict_logits(model, x) > 0).cpu().numpy().astype(np.int8)
+    adversarial: dict[str, np.ndarray] = {}
+    for kind in ("fgsm", "pgd"):
+        attack = make_attack(kind, model, space, threat)
+        parts = []
+        for start in range(0, x.shape[0], _ATTACK_CHUNK):
+            xb, yb = x[start : start + _ATTACK_CHUNK], y[start : start + _ATTACK_CHUNK]
+            parts.append((predict_logits(model, attack(xb, yb)) > 0).cpu().numpy())
+        adversarial[kind] = np.concatenate(parts).astype(np.int8)
+    return Decisions(
+        y=y.cpu().numpy().astype(np.int8),
+        a=np.asarray(a).astype(np.int8),
+        pred=clean,
+        pred_fgsm=adversarial["fgsm"],
+        pred_pgd=adversarial["pgd"],
+    )
+
+
+def _robustness_statistic(pred_adv: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], float]:
+    return lambda i: m.robustness_score(pred_adv[i], y[i])
+
+
+def _bias_statistic(pred: np.ndarray, a: np.ndarray) -> Callable[[np.ndarray], float]:
+    return lambda i: m.bias_score(pred[i], a[i])
+
+
+def _statistics(d: Decisions) -> dict[str, Callable[[np.ndarray], float]]:
+    stats: dict[str, Callable[[np.ndarray], float]] = {
+        "accuracy": lambda i: m.accuracy(d.pred[i], d.y[i]),
+        "majority_floor": lambda i: m.majority_floor(d.y[i]),
+        "bias_score": _bias_statistic(d.pred, d.a),
+        "disparate_impact": lambda i: m.disparate_impact_ratio(d.pred[i], d.a[i]),
+        "equal_opportunity_difference": lambda i: m.equal_opportunity_difference(
+            d.pred[i], d.y[i], d.a[i]
+        ),
+    }
+    for kind, pred_adv in (("fgsm", d.pred_fgsm), ("pgd", d.pred_pgd)):
+        if pred_adv is not None:
+            stats[f"robustness_{kind}"] = _robustness_statistic(pred_adv, d.y)
+            stats[f"bias_score_{kind}"] = _bias_statistic(pred_adv, d.a)
+    return stats
+
+
+def evaluate_decisions(
+    d: Decisions, *, ci: bool = False, seed: int = 0, n_resamples: int = 1000
+) -> Evaluation:
+    """All audit metrics of ``d``; with ``ci``, seeded 95% percentile bootstrap intervals."""
+    stats = _statistics(d)
+    everything = np.arange(len(d.y))
+    metrics = {name: fn(everything) for name, fn in stats.items()}
+    intervals = (
+        {
+            name: m.bootstrap_interval(fn, len(d.y), seed=seed, n_resamples=n_resamples)
+            for name, fn in stats.items()
+            if name != "majority_floor"
+        }
+        if ci
+        else {}
+    )
+    groups: dict[str, dict[str, float]] = {}
+    for name, group in (("protected", 0), ("unprotected", 1)):
+        rows = d.a == group
+        figures = {
+            "rows": float(rows.sum()),
+            "base_rate": m.favourable_rate(d.y, d.a, group),
+            "favourable_rate": m.favourable_rate(d.pred, d.a, group),
+            "accuracy": m.accuracy(d.pred[rows], d.y[rows]),
+        }
+        for kind, pred_adv in (("fgsm", d.pred_fgsm), ("pgd", d.pred_pgd)):
+            if pred_adv is not None:
+                figures[f"robust_accuracy_{kind}"] = m.accuracy(pred_adv[rows], d.y[rows])
+        groups[name] = figures
+    return Evaluation(metrics=metrics, groups=groups, intervals=intervals)

@@ -1,0 +1,86 @@
+"""Fairness, accuracy and robustness metrics on binary decisions (1 = favourable).
+
+Group convention: ``a == 0`` is the protected group, ``a == 1`` the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    "accuracy",
+    "bias_score",
+    "bootstrap_interval",
+    "disparate_impact_ratio",
+    "equal_opportunity_difference",
+    "favourable_rate",
+    "majority_floor",
+    "robustness_score",
+]
+
+
+def _rate(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else float("nan")
+
+
+def favourable_rate(pred: np.ndarray, a: np.ndarray, group: int) -> float:
+    """P(y_hat = 1 | a = group)."""
+    return _rate(np.asarray(pred)[np.asarray(a) == group])
+
+
+def bias_score(pred: np.ndarray, a: np.ndarray) -> float:
+    """S_B (eq. 7): |P(y_hat=1 | a=0) - P(y_hat=1 | a=1)|, the statistical-parity gap."""
+    return abs(favourable_rate(pred, a, 0) - favourable_rate(pred, a, 1))
+
+
+def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+    """Acc (eq. 4): fraction of correct decisions."""
+    return _rate(np.asarray(pred) == np.asarray(y))
+
+
+def robustness_score(pred_adv: np.ndarray, y: np.ndarray) -> float:
+    """S_R (eq. 8): accuracy on the adversarial examples against the TRUE labels."""
+    return accuracy(pred_adv, y)
+
+
+def majority_floor(y: np.ndarray) -> float:
+    """Accuracy of the constant model that always predicts the majority class."""
+    share = float(np.asarray(y).mean())
+    return max(share, 1.0 - share)
+
+
+def disparate_impact_ratio(pred: np.ndarray, a: np.ndarray) -> float:
+    """P(y_hat=1 | a=0) / P(y_hat=1 | a=1) (the "80% rule" ratio); NaN when undefined."""
+    privileged = favourable_rate(pred, a, 1)
+    return favourable_rate(pred, a, 0) / privileged if privileged > 0 else float("nan")
+
+
+def equal_opportunity_difference(pred: np.ndarray, y: np.ndarray, a: np.ndarray) -> float:
+    """TPR(a=0) - TPR(a=1): signed gap in true-positive rates (negative: protected worse off)."""
+    pred, y, a = np.asarray(pred), np.asarray(y), np.asarray(a)
+    positives = y == 1
+    return favourable_rate(pred[positives], a[positives], 0) - favourable_rate(
+        pred[positives], a[positives], 1
+    )
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], float],
+    n: int,
+    *,
+    seed: int,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(row_indices)`` over ``n`` rows, seeded."""
+    rng = np.random.default_rng(seed)
+    values = np.array(
+        [statistic(rng.integers(0, n, size=n)) for _ in range(n_resamples)], dtype=float
+    )
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))

@@ -1,0 +1,153 @@
+"""The one training loop: plain, fair, robust and fair+robust training differ only in the loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._config import Objective, TrainConfig
+from .attacks import FeatureSpace, make_attack
+
+__all__ = [
+    "EpochStats",
+    "LossTerms",
+    "compute_loss_terms",
+    "fairness_gap",
+    "predict_logits",
+    "train_model",
+]
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """Loss terms of eq. 10 averaged over one epoch's steps."""
+
+    epoch: int
+    loss: float
+    bce: float
+    fairness: float
+    robustness: float
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The three terms of eq. 10 for one batch, and their weighted total."""
+
+    total: torch.Tensor
+    bce: torch.Tensor
+    fairness: torch.Tensor
+    robustness: torch.Tensor
+
+
+EpochCallback = Callable[[EpochStats, nn.Module], bool | None]
+
+
+def fairness_gap(probs: torch.Tensor, a: torch.Tensor, signed: bool = False) -> torch.Tensor:
+    """Relaxed statistical-parity gap F (eqs. 13-14): |sum_i c_i M_c(x_i)| with
+    c_i = C_0 (1 - a_i) - C_1 a_i, C_0 = 1/#(a=0), C_1 = 1/#(a=1).
+
+    Equals the difference of the mean probability of the protected (a=0) and unprotected (a=1)
+    groups; 0 when a batch lacks either group.
+    """
+    n_protected = (1 - a).sum()
+    n_unprotected = a.sum()
+    if float(n_protected) == 0 or float(n_unprotected) == 0:
+        return probs.sum() * 0.0
+    c = (1 - a) / n_protected - a / n_unprotected
+    gap = (c * probs).sum()
+    return gap if signed else gap.abs()
+
+
+def _weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    if w is None:
+        return F.binary_cross_entropy_with_logits(logits, y)
+    losses = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return (w * losses).sum() / w.sum()
+
+
+def compute_loss_terms(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    a: torch.Tensor,
+    objective: Objective,
+    space: FeatureSpace,
+    sample_weight: torch.Tensor | None = None,
+) -> LossTerms:
+    """Eq. 10: L_U (eq. 5) + lambda_F F (eq. 13) + lambda_R R (eq. 15) on one batch.
+
+    R is the BCE on adversarial examples regenerated from the current parameters.
+    """
+    logits = model(x)
+    bce = _weighted_bce(logits, y, sample_weight)
+    zero = bce * 0.0
+    fairness = fairness_gap(torch.sigmoid(logits), a) if objective.lambda_f > 0 else zero
+    robustness = zero
+    if objective.lambda_r > 0:
+        attack = make_attack(objective.attack, model, space, objective.threat)
+        x_adv = attack(x, y)
+        robustness = _weighted_bce(model(x_adv), y, sample_weight)
+    total = bce + objective.lambda_f * fairness + objective.lambda_r * robustness
+    return LossTerms(total=total, bce=bce, fairness=fairness, robustness=robustness)
+
+
+def train_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    a: torch.Tensor,
+    *,
+    objective: Objective,
+    config: TrainConfig,
+    space: FeatureSpace,
+    sample_weight: torch.Tensor | None = None,
+    epochs: int | None = None,
+    callback: EpochCallback | None = None,
+) -> list[EpochStats]:
+    """Train ``model`` in place with Adam on the loss of eq. 10; returns per-epoch statistics.
+
+    Full batch unless ``config.batch_size`` is set; mini-batches are shuffled by a generator
+    seeded from ``config.seed``. ``epochs`` overrides ``config.epochs`` (e.g. for warm starts).
+    ``callback`` runs after each epoch and may return True to stop early.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    n = x.shape[0]
+    batch = n if config.batch_size is None else min(config.batch_size, n)
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[EpochStats] = []
+    model.train()
+    for epoch in range(config.epochs if epochs is None else epochs):
+        order = torch.randperm(n, generator=generator).to(x.device) if batch < n else None
+        sums = torch.zeros(4, device=x.device)
+        steps = 0
+        for start in range(0, n, batch):
+            if order is None:
+                xb, yb, ab, wb = x, y, a, sample_weight
+            else:
+                idx = order[start : start + batch]
+                xb, yb, ab = x[idx], y[idx], a[idx]
+                wb = None if sample_weight is None else sample_weight[idx]
+            terms = compute_loss_terms(model, xb, yb, ab, objective, space, wb)
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            sums += torch.stack([terms.total, terms.bce, terms.fairness, terms.robustness]).detach()
+            steps += 1
+        means = (sums / steps).tolist()
+        stats = EpochStats(epoch, means[0], means[1], means[2], means[3])
+        history.append(stats)
+        if callback is not None and callback(stats, model):
+            break
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
+    """Logits for ``x`` in chunks (bounded memory on large files)."""
+    model.eval()
+    return torch.cat([model(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])

@@ -1,0 +1,204 @@
+"""Shared pieces of the command line: options, error mapping, consoles, progress."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from .._config import DataSpec, ThreatModel, TrainConfig
+from .._errors import FrocError
+
+__all__ = [
+    "Attack",
+    "AttackSpaceOpt",
+    "AttackTargetOpt",
+    "BatchSize",
+    "CatBudget",
+    "DataPath",
+    "DeltaF",
+    "DeltaR",
+    "Device",
+    "Drop",
+    "DropNa",
+    "Epochs",
+    "Eps",
+    "Immutable",
+    "JsonFlag",
+    "Label",
+    "LearningRate",
+    "MinGroupSize",
+    "PgdSteps",
+    "Positive",
+    "Protected",
+    "ProtectedGroup",
+    "Quiet",
+    "ReportPath",
+    "Seed",
+    "TargetModel",
+    "data_spec",
+    "guarded",
+    "progress_printer",
+    "split_list",
+    "stdout_console",
+    "threat_model",
+    "train_config",
+]
+
+T = TypeVar("T")
+
+DataPath = Annotated[
+    Path, typer.Argument(help="Input table: .csv or .parquet.", show_default=False)
+]
+Label = Annotated[
+    str | None, typer.Option(help="Label column (default: the last column).", show_default=False)
+]
+Positive = Annotated[
+    str | None,
+    typer.Option(help="Favourable label value (inferred only for 0/1 or False/True labels)."),
+]
+Protected = Annotated[str, typer.Option(help="Protected attribute column.", show_default=False)]
+ProtectedGroup = Annotated[
+    str | None,
+    typer.Option(
+        help="Value(s) forming the protected group a=0, comma-separated "
+        "(default: the value with the lowest favourable rate)."
+    ),
+]
+Drop = Annotated[
+    list[str] | None,
+    typer.Option(help="Columns to ignore (identifiers, label leaks); repeat or comma-separate."),
+]
+Immutable = Annotated[
+    list[str] | None,
+    typer.Option(help="Columns attacks never change; repeat or comma-separate."),
+]
+DropNa = Annotated[bool, typer.Option("--dropna", help="Drop rows with missing values.")]
+MinGroupSize = Annotated[
+    int, typer.Option(help="Fewest rows a group may have before exit 3 (too little data).")
+]
+TargetModel = Annotated[str, typer.Option(help="Model: lr, mlp:H or mlp:HxH...")]
+Epochs = Annotated[int, typer.Option(help="Training epochs.")]
+LearningRate = Annotated[float, typer.Option("--lr", help="Adam learning rate.")]
+BatchSize = Annotated[
+    int | None, typer.Option(help="Mini-batch size (default: full batch).", show_default=False)
+]
+Seed = Annotated[int, typer.Option(help="Seed for the split, initialisation and shuffling.")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+Eps = Annotated[float, typer.Option(help="L-inf attack budget on [0,1]-scaled features.")]
+PgdSteps = Annotated[int, typer.Option(help="PGD iterations (step eps/4).")]
+AttackTargetOpt = Annotated[
+    str,
+    typer.Option(
+        "--attack-target",
+        help="true: attack the true labels (standard); predicted: the model's own predictions "
+        "(the paper's code; counts misclassified rows as robust).",
+    ),
+]
+AttackSpaceOpt = Annotated[
+    str,
+    typer.Option(
+        "--attack-space",
+        help="continuous: encoded space (the paper's); valid: real records only.",
+    ),
+]
+CatBudget = Annotated[
+    int, typer.Option(help="valid space: categorical columns an attacker may switch.")
+]
+Attack = Annotated[str, typer.Option(help="Attack used in training: fgsm or pgd.")]
+DeltaF = Annotated[
+    float | None, typer.Option(help="Bias threshold: S_B must be <= this.", show_default=False)
+]
+DeltaR = Annotated[
+    float | None,
+    typer.Option(help="Robustness threshold: S_R(PGD) must be >= this.", show_default=False),
+]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")
+]
+ReportPath = Annotated[
+    Path | None, typer.Option(help="Also write a markdown report to this file.", show_default=False)
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+
+
+def split_list(values: list[str] | str | None) -> tuple[str, ...]:
+    """``--drop a --drop b,c`` -> ('a', 'b', 'c')."""
+    if values is None:
+        return ()
+    items = [values] if isinstance(values, str) else values
+    return tuple(part.strip() for item in items for part in item.split(",") if part.strip())
+
+
+def data_spec(
+    *,
+    protected: str,
+    label: str | None,
+    positive: str | None,
+    protected_group: str | None,
+    drop: list[str] | None,
+    immutable: list[str] | None,
+    dropna: bool,
+    min_group_size: int,
+) -> DataSpec:
+    """The DataSpec of the shared data options."""
+    return DataSpec(
+        protected=protected,
+        label=label,
+        positive=positive,
+        protected_group=split_list(protected_group) or None,
+        drop=split_list(drop),
+        immutable=split_list(immutable),
+        dropna=dropna,
+        min_group_size=min_group_size,
+    )
+
+
+def threat_model(
+    *, eps: float, pgd_steps: int, attack_target: str, attack_space: str, cat_budget: int
+) -> ThreatModel:
+    """The ThreatModel of the shared attack options."""
+    return ThreatModel(
+        eps=eps,
+        pgd_steps=pgd_steps,
+        attack_target=attack_target,  # type: ignore[arg-type]  # validated in __post_init__
+        attack_space=attack_space,  # type: ignore[arg-type]
+        cat_budget=cat_budget,
+    )
+
+
+def train_config(
+    *, model: str, epochs: int, lr: float, batch_size: int | None, seed: int, device: str
+) -> TrainConfig:
+    """The TrainConfig of the shared training options."""
+    return TrainConfig(
+        model=model, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, device=device
+    )
+
+
+def stdout_console() -> Console:
+    """Console for results; wide enough that tables do not wrap when piped."""
+    return Console(width=None if sys.stdout.isatty() else 120, soft_wrap=False)
+
+
+def progress_printer(quiet: bool) -> Callable[[str], None]:
+    """A progress callback that writes one line per stage to stderr."""
+
+    def report(message: str) -> None:
+        if not quiet:
+            typer.echo(f"froc: {message}", err=True)
+
+    return report
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run ``action``; map a froc error to one line on stderr and its documented exit code."""
+    try:
+        return action()
+    except FrocError as error:
+        typer.echo(f"froc: error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
