@@ -1,0 +1,394 @@
+"""Fairness pre-processing baselines of the sequential methods (paper, Section 7.1-7.2).
+
+The paper's sequential baselines (RbF and FbR) take their fairness step from IBM's AIF360:
+
+* **Reweighing (RW)**, paper ref. [44]: F. Kamiran and T. Calders, "Data preprocessing
+  techniques for classification without discrimination", *Knowledge and Information Systems*
+  33(1):1-33, 2012. Every training row gets the weight ``P(a) P(y) / P(a, y)`` of its
+  (group, label) cell, so that in the weighted data the label is independent of the group.
+* **Disparate Impact Remover (DIR)**, paper ref. [5]: M. Feldman, S. A. Friedler, J. Moeller,
+  C. Scheidegger and S. Venkatasubramanian, "Certifying and removing disparate impact",
+  *KDD 2015*, pp. 259-268. Each repaired feature is moved, within each group, towards the
+  "median distribution" of the groups while keeping the rank order inside every group.
+
+Both are re-implemented here in plain numpy, functionally, for a binary protected attribute
+``a`` (``0`` = protected group, ``1`` = the other group) and a binary label ``y``. Nothing here
+prints; bad input raises :class:`ValueError` with a message naming the problem.
+
+Differences from AIF360 (``aif360.algorithms.preprocessing``), on purpose:
+
+* Reweighing is the same formula as AIF360's ``Reweighing`` with unit instance weights. AIF360
+  divides by zero (``inf``/``nan`` weights) when a (group, label) cell is empty; we raise.
+* AIF360's ``DisparateImpactRemover`` delegates to BlackBoxAuditing's ``Repairer``, which for a
+  float feature (a) takes quantiles over the *distinct* values of each group, not over the rows,
+  so frequencies are ignored and ties are bucketed; (b) uses the *lower* median, which for two
+  groups is the minimum of the two groups' quantiles; and (c) interpolates a partial repair in
+  the index space of the column's sorted distinct values, rounding to an existing value. We
+  follow the paper's definition instead: row-based mid-rank quantiles, the ordinary median
+  (for two groups the midpoint, i.e. the 1-D Wasserstein barycentre), and the geometric
+  partial repair ``(1 - repair_level) * x + repair_level * repaired`` in value space.
+* AIF360 repairs each dataset it is given on its own (train and test separately, and its
+  docstring asks the two to have the same group-conditional distributions). We fit the group
+  distributions on the training rows and repair any later row against them
+  (:func:`fit_disparate_impact_repair` then :meth:`DisparateImpactRepair.apply`): the repair of
+  a test row then does not depend on which other rows share its batch, a single row can be
+  repaired, no test statistics leak into the transformation, and train and test features go
+  through one and the same map. Like AIF360, repairing a row needs its group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DisparateImpactRepair",
+    "compute_reweighing_weights",
+    "fit_disparate_impact_repair",
+    "repair_disparate_impact",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_GROUPS = (0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _binary_vector(name: str, values: npt.ArrayLike, n: int | None = None) -> IntArray:
+    """Return ``values`` as a 1-D int64 array of 0/1, or raise ValueError naming ``name``."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: at least one row is needed")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} entries but {n} rows were expected")
+    if arr.dtype == np.bool_:
+        return arr.astype(np.int64)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{name} must be numeric 0/1 values, got dtype {arr.dtype}")
+    bad = ~((arr == 0) | (arr == 1))
+    if bad.any():
+        first = arr[np.flatnonzero(bad)[0]].item()
+        raise ValueError(f"{name} must contain only 0 and 1, found {first!r}")
+    return arr.astype(np.int64)
+
+
+def _feature_matrix(values: npt.ArrayLike, n_features: int | None = None) -> FloatArray:
+    """Return ``values`` as a finite 2-D float64 array, or raise ValueError."""
+    arr = np.asarray(values)
+    if arr.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (rows, features), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError("X has no rows")
+    if not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"X must hold real numbers, got dtype {arr.dtype}")
+    out = np.array(arr, dtype=np.float64)  # always a fresh copy: callers' data is never touched
+    if not np.isfinite(out).all():
+        row, col = np.argwhere(~np.isfinite(out))[0]
+        raise ValueError(
+            f"X has a non-finite value {float(out[row, col])} at row {row}, column {col}"
+        )
+    if n_features is not None and out.shape[1] != n_features:
+        raise ValueError(f"X has {out.shape[1]} columns but the repair was fitted on {n_features}")
+    return out
+
+
+def _repair_level(value: float) -> float:
+    """Return ``value`` as a float in [0, 1], or raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"repair_level must be a number in [0, 1], got {value!r}")
+    level = float(value)
+    if not 0.0 <= level <= 1.0:  # also rejects nan
+        raise ValueError(f"repair_level must be in [0, 1], got {level!r}")
+    return level
+
+
+def _is_binary_column(column: FloatArray) -> bool:
+    """True when every value of ``column`` is exactly 0 or 1 (a one-hot or indicator feature)."""
+    return bool(((column == 0.0) | (column == 1.0)).all())
+
+
+def _resolve_columns(columns: npt.ArrayLike | None, X: FloatArray) -> tuple[int, ...]:
+    """Turn a mask, an index list or ``None`` (= every non-binary column) into sorted indices."""
+    d = X.shape[1]
+    if columns is None:
+        return tuple(j for j in range(d) if not _is_binary_column(X[:, j]))
+    sel = np.asarray(columns)
+    if sel.ndim != 1:
+        raise ValueError(f"columns must be a 1-D mask or index list, got shape {sel.shape}")
+    if sel.size == 0:
+        return ()
+    if sel.dtype == np.bool_:
+        if sel.shape[0] != d:
+            raise ValueError(f"columns mask has {sel.shape[0]} entries but X has {d} columns")
+        return tuple(int(j) for j in np.flatnonzero(sel))
+    if not np.issubdtype(sel.dtype, np.integer):
+        raise ValueError(
+            f"columns must be a boolean mask or integer indices, got dtype {sel.dtype}"
+        )
+    out_of_range = (sel < -d) | (sel >= d)
+    if out_of_range.any():
+        bad = int(sel[np.flatnonzero(out_of_range)[0]])
+        raise ValueError(f"columns index {bad} is out of range for X with {d} columns")
+    idx = np.where(sel < 0, sel + d, sel)
+    if np.unique(idx).size != idx.size:
+        raise ValueError("columns lists the same column more than once")
+    return tuple(sorted(int(j) for j in idx))
+
+
+# --------------------------------------------------------------------------------------------
+# Reweighing (Kamiran & Calders, 2012)
+# --------------------------------------------------------------------------------------------
+
+
+def compute_reweighing_weights(y: npt.ArrayLike, a: npt.ArrayLike) -> FloatArray:
+    """Kamiran-Calders reweighing weights, one per row.
+
+    Kamiran, F. and Calders, T. (2012), "Data preprocessing techniques for classification
+    without discrimination", Knowledge and Information Systems 33(1):1-33, Section 4.2; the
+    "Reweighing" pre-processor of AIF360 (paper ref. [44]).
+
+    Every row of the (group, label) cell ``(a, y)`` gets the empirical weight::
+
+        w(a, y) = P(a) P(y) / P(a, y) = (n_a * n_y) / (n * n_ay)
+
+    the ratio of the cell's expected frequency if ``y`` were independent of ``a`` to its observed
+    frequency. In the weighted data the joint distribution then factorises exactly,
+    ``P_w(a, y) = P(a) P(y)`` with the weighted marginals equal to the unweighted ones, so the
+    weighted statistical-parity difference of the labels is 0. The weights sum to ``n``.
+
+    Args:
+        y: binary labels, shape (n,), values 0/1 (bool, int or float).
+        a: binary protected attribute, shape (n,), ``0`` = protected group, ``1`` = other.
+
+    Returns:
+        float64 weights, shape (n,), all positive.
+
+    Raises:
+        ValueError: on non-1-D, empty, length-mismatched or non-0/1 input, or when one of the
+            four (group, label) cells has no rows (its weight would be undefined: AIF360 yields
+            ``inf``/``nan`` there).
+    """
+    y_arr = _binary_vector("y", y)
+    a_arr = _binary_vector("a", a, n=y_arr.shape[0])
+    n = y_arr.shape[0]
+    counts = np.bincount(2 * a_arr + y_arr, minlength=4).reshape(2, 2)  # counts[a, y]
+    empty = np.argwhere(counts == 0)
+    if empty.size:
+        cells = ", ".join(f"(a={int(g)}, y={int(lab)})" for g, lab in empty)
+        raise ValueError(
+            f"reweighing needs rows in every (group, label) cell; no rows in {cells}: "
+            "the weight P(a)P(y)/P(a,y) is undefined there"
+        )
+    n_a = counts.sum(axis=1)
+    n_y = counts.sum(axis=0)
+    table = np.outer(n_a, n_y).astype(np.float64) / (float(n) * counts.astype(np.float64))
+    weights: FloatArray = table[a_arr, y_arr]
+    return weights
+
+
+# --------------------------------------------------------------------------------------------
+# Disparate Impact Remover (Feldman et al., 2015)
+# --------------------------------------------------------------------------------------------
+
+
+def _mid_cdf(sorted_values: FloatArray, x: FloatArray) -> FloatArray:
+    """Within-group quantile of each ``x`` against one group's sorted training values.
+
+    A training value ``v`` gets the mid-point of its empirical CDF jump,
+    ``(F(v-) + F(v)) / 2``: with no ties the ``k``-th smallest of ``n`` values (0-based) gets
+    ``(k + 0.5) / n``, and tied values share the average of their positions, so ties are never
+    broken arbitrarily. Values between training values are interpolated linearly; values
+    outside the training range are clamped to the extreme quantiles.
+    """
+    uniq, counts = np.unique(sorted_values, return_counts=True)
+    cum = np.cumsum(counts).astype(np.float64)
+    u_at_uniq = (cum - 0.5 * counts) / float(sorted_values.shape[0])
+    out: FloatArray = np.interp(x, uniq, u_at_uniq)
+    return out
+
+
+def _quantile(sorted_values: FloatArray, u: FloatArray) -> FloatArray:
+    """One group's empirical quantile function at levels ``u``.
+
+    Piecewise linear through ``((k + 0.5) / n, v_k)``, clamped outside, i.e. numpy's
+    ``np.quantile(..., method="hazen")``; it inverts :func:`_mid_cdf` on the training values.
+    """
+    n = sorted_values.shape[0]
+    positions = (np.arange(n, dtype=np.float64) + 0.5) / float(n)
+    out: FloatArray = np.interp(u, positions, sorted_values)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class DisparateImpactRepair:
+    """A fitted Feldman et al. (2015) geometric repair; build it with
+    :func:`fit_disparate_impact_repair` and apply it with :meth:`apply`.
+
+    Attributes:
+        repair_level: ``lambda`` in [0, 1]; 0 leaves the data unchanged, 1 is a full repair.
+        n_features: number of columns of the ``X`` it was fitted on (and accepts).
+        columns: sorted indices of the repaired columns; every other column passes through.
+        group_sorted_values: for each entry of ``columns``, the pair ``(values of group 0,
+            values of group 1)`` of that column in the training rows, each sorted ascending and
+            read-only. These are the training group distributions every later row is repaired
+            against.
+    """
+
+    repair_level: float
+    n_features: int
+    columns: tuple[int, ...]
+    group_sorted_values: tuple[tuple[FloatArray, FloatArray], ...]
+
+    def __post_init__(self) -> None:
+        _repair_level(self.repair_level)
+        if len(self.columns) != len(self.group_sorted_values):
+            raise ValueError(
+                f"{len(self.columns)} repaired columns but "
+                f"{len(self.group_sorted_values)} sets of group values"
+            )
+        if any(not 0 <= j < self.n_features for j in self.columns):
+            raise ValueError(f"a repaired column index is outside 0..{self.n_features - 1}")
+        if list(self.columns) != sorted(set(self.columns)):
+            raise ValueError("columns must be sorted and distinct")
+        for j, pair in zip(self.columns, self.group_sorted_values, strict=True):
+            if len(pair) != len(_GROUPS):
+                raise ValueError(f"column {j}: expected sorted values for groups 0 and 1")
+            for g, vals in zip(_GROUPS, pair, strict=True):
+                if vals.ndim != 1 or vals.shape[0] == 0:
+                    raise ValueError(f"column {j}: group {g} has no training values")
+                if not np.isfinite(vals).all() or (vals[1:] < vals[:-1]).any():
+                    raise ValueError(f"column {j}: group {g} values must be finite and sorted")
+
+    def apply(self, X: npt.ArrayLike, a: npt.ArrayLike) -> FloatArray:
+        """Repair rows ``X`` of groups ``a`` against the training group distributions.
+
+        For each repaired column, a value ``x`` of a row in group ``g`` is mapped to its
+        within-group quantile ``u = F_g(x)`` (mid-rank against group ``g``'s training values,
+        interpolated between them), the fully repaired value is the median over the groups
+        ``h`` of ``F_h^{-1}(u)`` -- Feldman et al.'s "median distribution"; for two groups the
+        midpoint -- and the output is ``(1 - repair_level) * x + repair_level * repaired``
+        (clipped to ``[x, repaired]`` so rounding never leaves that interval).
+
+        Within each group the map is non-decreasing in ``x`` (strictly increasing inside the
+        range of the group's training values when those are distinct; values beyond that range
+        are clamped to it), so rank order inside a group is preserved; on the
+        training rows with ``repair_level=1`` both groups end up with (nearly) the same
+        distribution of every repaired column.
+
+        Args:
+            X: features, shape (m, n_features); any m >= 1, a group may be absent.
+            a: protected attribute of those rows, shape (m,), values 0/1.
+
+        Returns:
+            a new float64 array, shape (m, n_features); unrepaired columns are copied as is.
+
+        Raises:
+            ValueError: on a shape mismatch, non-finite ``X`` or non-0/1 ``a``.
+        """
+        out = _feature_matrix(X, n_features=self.n_features)
+        groups = _binary_vector("a", a, n=out.shape[0])
+        level = self.repair_level
+        if level == 0.0 or not self.columns:
+            return out
+        masks = [groups == g for g in _GROUPS]
+        for j, per_group in zip(self.columns, self.group_sorted_values, strict=True):
+            x = out[:, j].copy()
+            for mask, own in zip(masks, per_group, strict=True):
+                if not mask.any():
+                    continue
+                u = _mid_cdf(own, x[mask])
+                per_group_quantiles = np.stack([_quantile(vals, u) for vals in per_group])
+                repaired = np.median(per_group_quantiles, axis=0)
+                mixed = (1.0 - level) * x[mask] + level * repaired
+                # a convex combination: clip away the last-ulp rounding outside [x, repaired]
+                lo, hi = np.minimum(x[mask], repaired), np.maximum(x[mask], repaired)
+                out[mask, j] = np.clip(mixed, lo, hi)
+        return out
+
+
+def fit_disparate_impact_repair(
+    X: npt.ArrayLike,
+    a: npt.ArrayLike,
+    *,
+    repair_level: float = 1.0,
+    columns: npt.ArrayLike | None = None,
+) -> DisparateImpactRepair:
+    """Fit Feldman et al.'s geometric disparate-impact repair on training rows.
+
+    Feldman, M., Friedler, S. A., Moeller, J., Scheidegger, C. and Venkatasubramanian, S.
+    (2015), "Certifying and removing disparate impact", KDD 2015, pp. 259-268, Section 5
+    ("geometric repair" towards the median distribution); AIF360's
+    ``DisparateImpactRemover`` (paper ref. [5]). The fit only records each group's sorted
+    values of each repaired column, in O(n log n) per column.
+
+    Which columns are repaired: ``columns`` is a boolean mask of length ``d`` or a list of
+    column indices (negative indices allowed). The default ``None`` repairs every column that is
+    not binary in ``X`` -- i.e. the min-max scaled numerics -- and leaves one-hot / indicator
+    columns (values only 0 and 1) alone, because the quantile repair is meaningless for them:
+    it would turn a 0/1 feature into fractional values (two groups' quantiles 0 and 1 meet at
+    0.5) and the row would no longer be a valid one-hot encoding; Feldman et al. treat
+    categorical features with a separate, proportion-based repair. AIF360 nominally repairs
+    every feature, but since BlackBoxAuditing takes quantiles over *distinct* values, a 0/1
+    column in which both groups have both values comes back unchanged there too (only a column
+    that is constant inside one group gets collapsed to one value).
+
+    Args:
+        X: training features, shape (n, d), finite floats (encoded, typically in [0, 1]).
+        a: protected attribute, shape (n,), values 0/1; both groups must be present.
+        repair_level: ``lambda`` in [0, 1]; 0 = no change, 1 = full repair.
+        columns: mask or indices of the columns to repair; ``None`` = every non-binary column.
+
+    Returns:
+        the frozen :class:`DisparateImpactRepair`; call ``.apply(X, a)`` on any rows.
+
+    Raises:
+        ValueError: on bad shapes, non-finite ``X``, non-0/1 ``a``, a group with no rows, a
+            ``repair_level`` outside [0, 1], or a bad ``columns`` selection.
+    """
+    level = _repair_level(repair_level)
+    X_arr = _feature_matrix(X)
+    groups = _binary_vector("a", a, n=X_arr.shape[0])
+    for g in _GROUPS:
+        if not (groups == g).any():
+            raise ValueError(f"group a={g} has no rows: the repair needs both groups")
+    selected = _resolve_columns(columns, X_arr)
+    per_column: list[tuple[FloatArray, FloatArray]] = []
+    for j in selected:
+        sorted_0 = np.sort(X_arr[groups == 0, j])
+        sorted_1 = np.sort(X_arr[groups == 1, j])
+        sorted_0.flags.writeable = False
+        sorted_1.flags.writeable = False
+        per_column.append((sorted_0, sorted_1))
+    return DisparateImpactRepair(
+        repair_level=level,
+        n_features=X_arr.shape[1],
+        columns=selected,
+        group_sorted_values=tuple(per_column),
+    )
+
+
+def repair_disparate_impact(
+    X: npt.ArrayLike,
+    a: npt.ArrayLike,
+    *,
+    repair_level: float = 1.0,
+    columns: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """One-shot Feldman et al. (2015) repair: fit on ``(X, a)`` and repair the same rows.
+
+    Equivalent to ``fit_disparate_impact_repair(X, a, ...).apply(X, a)``; see those for the
+    definition, the column selection and the differences from AIF360. Returns a new array.
+    """
+    repair = fit_disparate_impact_repair(X, a, repair_level=repair_level, columns=columns)
+    return repair.apply(X, a)
