@@ -15,7 +15,7 @@ import pandas as pd
 from ._config import DataSpec
 from ._errors import InputError
 
-__all__ = ["PreparedData", "matches_value", "prepare_data"]
+__all__ = ["PreparedData", "matches_value", "prepare_data", "value_texts"]
 
 # A text column whose values are nearly all numbers is a numeric column with a typo in it,
 # not a categorical column: report the stray value instead of one-hot encoding it.
@@ -74,9 +74,34 @@ def _value_text(value: object) -> str:
     return str(value)
 
 
+def _text_values(series: pd.Series) -> np.ndarray:
+    """``series.map(_value_text)`` as an object array, computed once per distinct value.
+
+    ``pd.factorize`` finds the distinct values (1,000,000 rows: ~0.05 s instead of ~1.5 s for
+    a per-row map). Object columns that are not all text fall back to the per-row map, since
+    factorize would merge values whose texts differ (``True`` and ``1``); so do missing values.
+    """
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) != "string":
+        return series.map(_value_text).to_numpy(dtype=object)
+    row_codes, uniques = pd.factorize(series)
+    unique_texts = pd.Series(uniques).map(_value_text).to_numpy(dtype=object)
+    texts = np.empty(len(row_codes), dtype=object)
+    known = row_codes >= 0
+    texts[known] = unique_texts[row_codes[known]]
+    missing = np.flatnonzero(~known)
+    if missing.size:
+        texts[missing] = series.iloc[missing].map(_value_text).to_numpy(dtype=object)
+    return texts
+
+
+def value_texts(series: pd.Series) -> list[str]:
+    """The distinct values of ``series`` as canonical text ('1' for 1 and 1.0), sorted."""
+    return sorted(set(_text_values(series)))
+
+
 def matches_value(series: pd.Series, value: str) -> np.ndarray:
     """Rows of ``series`` equal to the command-line ``value`` (text, number or boolean)."""
-    texts = series.map(_value_text).to_numpy(dtype=object)
+    texts = _text_values(series)
     hit = texts == value
     if pd.api.types.is_bool_dtype(series):
         lowered = value.strip().lower()
@@ -110,10 +135,14 @@ def _check_numeric_text(source: str, frame: pd.DataFrame, columns: list[str]) ->
         present = series.dropna()
         if present.empty:
             continue
-        parsed = pd.to_numeric(present, errors="coerce")
-        share = float(parsed.notna().mean())
+        # Parse each distinct value once (to_numeric is elementwise): 1,000,000 rows of a text
+        # column take ~0.05 s instead of ~1.7 s.
+        row_codes, uniques = pd.factorize(present)
+        parses = pd.to_numeric(pd.Series(uniques), errors="coerce").notna().to_numpy()
+        parsed = parses[row_codes]
+        share = float(parsed.mean())
         if _NUMERIC_TEXT_SHARE <= share < 1.0:
-            bad = present[parsed.isna()]
+            bad = present[~parsed]
             raise InputError(
                 f"{source}: non-numeric text {bad.iloc[0]!r} in numeric column {column!r} "
                 f"(row {_format_rows(np.asarray(bad.index))}); expected a number"
@@ -125,7 +154,7 @@ def _encode_label(source: str, series: pd.Series, positive: str | None) -> tuple
     column = series.name
     if len(values) < 2:
         raise InputError(
-            f"{source}: label column {column!r} has a single value {values[0]!r}; "
+            f"{source}: label column {column!r} has a single value {_value_text(values[0])!r}; "
             "expected two classes"
         )
     if positive is not None:
@@ -151,7 +180,7 @@ def _resolve_group(
     source: str, series: pd.Series, y: np.ndarray, requested: tuple[str, ...] | None
 ) -> tuple[np.ndarray, tuple[str, ...], bool]:
     column = series.name
-    texts = series.map(_value_text)
+    texts = pd.Series(_text_values(series), index=series.index, dtype=object)
     values = sorted(pd.unique(texts))
     if len(values) < 2:
         raise InputError(
@@ -202,8 +231,15 @@ def prepare_data(
     _require_columns(source, frame, list(exclude), "--predictions")
     if label == spec.protected:
         raise InputError(f"{source}: column {label!r} cannot be both the label and protected")
-    if label in spec.drop or spec.protected in spec.drop:
-        raise InputError(f"{source}: --drop names the label or protected column {label!r}")
+    for role, column in (("label", label), ("protected", spec.protected)):
+        if column in spec.drop:
+            raise InputError(f"{source}: --drop names the {role} column {column!r}")
+        if column in exclude:
+            hint = "; name the label with --label" if role == "label" and spec.label is None else ""
+            raise InputError(
+                f"{source}: column {column!r} cannot be both the {role} and the --predictions "
+                f"column{hint}"
+            )
     roles = {label, spec.protected, *spec.drop, *exclude}
     features = [c for c in frame.columns if c not in roles]
     if not features:

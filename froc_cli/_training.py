@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._config import Objective, TrainConfig
+from ._device import flushing_denormals
 from .attacks import FeatureSpace, make_attack
 
 __all__ = [
@@ -24,13 +26,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EpochStats:
-    """Loss terms of eq. 10 averaged over one epoch's steps."""
+    """Loss terms of eq. 10 averaged over one epoch's steps.
+
+    ``grad_angle`` (degrees) is the angle between the epoch's summed parameter gradients of F
+    and R (the paper's Fig. 4); set only when training with ``trace_gradients`` (NaN when either
+    gradient is zero, e.g. lambda_R = 0 leaves R unmeasured).
+    """
 
     epoch: int
     loss: float
     bce: float
     fairness: float
     robustness: float
+    grad_angle: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,15 +85,21 @@ def compute_loss_terms(
     objective: Objective,
     space: FeatureSpace,
     sample_weight: torch.Tensor | None = None,
+    measure_fairness: bool = False,
 ) -> LossTerms:
     """Eq. 10: L_U (eq. 5) + lambda_F F (eq. 13) + lambda_R R (eq. 15) on one batch.
 
-    R is the BCE on adversarial examples regenerated from the current parameters.
+    R is the BCE on adversarial examples regenerated from the current parameters. F is computed
+    when lambda_F > 0 or ``measure_fairness`` (then it is reported but weighs nothing).
     """
     logits = model(x)
     bce = _weighted_bce(logits, y, sample_weight)
     zero = bce * 0.0
-    fairness = fairness_gap(torch.sigmoid(logits), a) if objective.lambda_f > 0 else zero
+    fairness = (
+        fairness_gap(torch.sigmoid(logits), a)
+        if objective.lambda_f > 0 or measure_fairness
+        else zero
+    )
     robustness = zero
     if objective.lambda_r > 0:
         attack = make_attack(objective.attack, model, space, objective.threat)
@@ -95,6 +109,7 @@ def compute_loss_terms(
     return LossTerms(total=total, bce=bce, fairness=fairness, robustness=robustness)
 
 
+@flushing_denormals
 def train_model(
     model: nn.Module,
     x: torch.Tensor,
@@ -107,13 +122,18 @@ def train_model(
     sample_weight: torch.Tensor | None = None,
     epochs: int | None = None,
     callback: EpochCallback | None = None,
+    trace_gradients: bool = False,
 ) -> list[EpochStats]:
     """Train ``model`` in place with Adam on the loss of eq. 10; returns per-epoch statistics.
 
     Full batch unless ``config.batch_size`` is set; mini-batches are shuffled by a generator
     seeded from ``config.seed``. ``epochs`` overrides ``config.epochs`` (e.g. for warm starts).
-    ``callback`` runs after each epoch and may return True to stop early.
+    ``callback`` runs after each epoch and may return True to stop early. ``trace_gradients``
+    also measures F (even at lambda_F = 0) and the angle between the parameter gradients of F
+    and R (``EpochStats.grad_angle``), from the same graph as the step, so the parameter updates
+    are the same as without tracing.
     """
+    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = x.shape[0]
     batch = n if config.batch_size is None else min(config.batch_size, n)
@@ -123,6 +143,7 @@ def train_model(
     for epoch in range(config.epochs if epochs is None else epochs):
         order = torch.randperm(n, generator=generator).to(x.device) if batch < n else None
         sums = torch.zeros(4, device=x.device)
+        grad_sums: list[torch.Tensor] | None = None
         steps = 0
         for start in range(0, n, batch):
             if order is None:
@@ -131,19 +152,57 @@ def train_model(
                 idx = order[start : start + batch]
                 xb, yb, ab = x[idx], y[idx], a[idx]
                 wb = None if sample_weight is None else sample_weight[idx]
-            terms = compute_loss_terms(model, xb, yb, ab, objective, space, wb)
+            terms = compute_loss_terms(
+                model, xb, yb, ab, objective, space, wb, measure_fairness=trace_gradients
+            )
+            if trace_gradients:
+                step_grads = _term_gradients(terms, params)
+                grad_sums = (
+                    step_grads
+                    if grad_sums is None
+                    else [s + g for s, g in zip(grad_sums, step_grads, strict=True)]
+                )
             optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             optimizer.step()
             sums += torch.stack([terms.total, terms.bce, terms.fairness, terms.robustness]).detach()
             steps += 1
         means = (sums / steps).tolist()
-        stats = EpochStats(epoch, means[0], means[1], means[2], means[3])
+        angle = None if grad_sums is None else _angle_degrees(grad_sums[0], grad_sums[1])
+        stats = EpochStats(epoch, means[0], means[1], means[2], means[3], angle)
         history.append(stats)
         if callback is not None and callback(stats, model):
             break
     model.eval()
     return history
+
+
+def _term_gradients(terms: LossTerms, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Flattened parameter gradients of F and of R (zeros where a term is not measured)."""
+    flat: list[torch.Tensor] = []
+    for term in (terms.fairness, terms.robustness):
+        if term.requires_grad:
+            grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+            flat.append(
+                torch.cat(
+                    [
+                        (torch.zeros_like(p) if g is None else g).reshape(-1)
+                        for p, g in zip(params, grads, strict=True)
+                    ]
+                )
+            )
+        else:
+            flat.append(torch.cat([torch.zeros_like(p).reshape(-1) for p in params]))
+    return flat
+
+
+def _angle_degrees(u: torch.Tensor, v: torch.Tensor) -> float:
+    """Angle between two vectors in degrees; NaN when either is zero."""
+    norms = float(u.norm()) * float(v.norm())
+    if norms == 0.0:
+        return math.nan
+    cosine = max(-1.0, min(1.0, float(torch.dot(u, v)) / norms))
+    return math.degrees(math.acos(cosine))
 
 
 @torch.no_grad()

@@ -6,7 +6,6 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ._space import FeatureSpace
 
@@ -48,9 +47,15 @@ class Attack:
             return (self.model(x) > 0).float()
 
     def loss_gradient(self, x_adv: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Gradient of the summed BCE loss with respect to the inputs (not the parameters)."""
+        """Input gradient of the summed margin loss ``-(2y - 1) * logit``.
+
+        Per row it is the BCE loss gradient of eqs. 1-2 divided by ``|sigmoid(logit) - y|`` > 0,
+        so its sign (all the attacks use) and each row's ranking of moves are the BCE's. Unlike
+        the BCE's, it does not vanish when the sigmoid saturates in float32 (|logit| > ~17),
+        which would leave confidently classified rows unattacked and count them as robust.
+        """
         with torch.enable_grad():
             x_adv = x_adv.detach().requires_grad_(True)
-            loss = F.binary_cross_entropy_with_logits(self.model(x_adv), labels, reduction="sum")
+            loss = -((2.0 * labels - 1.0) * self.model(x_adv)).sum()
             (grad,) = torch.autograd.grad(loss, x_adv)
         return grad

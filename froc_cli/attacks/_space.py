@@ -54,6 +54,13 @@ class FeatureSpace:
             n_blocks=0,
         )
 
+    def box(self, x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-entry bounds ``(low, high)`` of :meth:`project` around ``x``: clamping to them is
+        the same projection, computed once per attack instead of once per step."""
+        low = torch.maximum(x - eps, torch.minimum(self.lower, x))
+        high = torch.minimum(x + eps, torch.maximum(self.upper, x))
+        return torch.where(self.mutable, low, x), torch.where(self.mutable, high, x)
+
     def project(self, x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
         """Project onto the eps-ball around ``x`` intersected with the bounds, immutables fixed.
 

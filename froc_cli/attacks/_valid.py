@@ -12,6 +12,8 @@ from ._space import FeatureSpace
 
 __all__ = ["ValidRecordAttack"]
 
+_GRID_SLACK = 1e-7
+
 
 class ValidRecordAttack(Attack):
     """Adversarial examples that decode to real records.
@@ -94,8 +96,10 @@ class ValidRecordAttack(Attack):
         safe_grid = torch.where(on_grid, grid, torch.ones_like(grid))
         units = (x_adv - x) / safe_grid
         nearest = torch.round(units)
-        # Rounding to nearest can step past eps; rounding toward x never does.
-        too_far = nearest.abs() * safe_grid > self.eps * (1 + 1e-5)
+        # Rounding to nearest can step past eps; rounding toward x never does. The slack only
+        # absorbs float32 error in k * grid (values <= 1): a relative one (eps * 1e-5) let a fine
+        # grid step past eps (eps 0.238 on a 0.01 grid over a range of 188: 44.75 > 44.7495).
+        too_far = nearest.abs() * safe_grid > self.eps + _GRID_SLACK
         steps = torch.where(too_far, torch.trunc(units), nearest)
         snapped = x + steps * safe_grid
         return torch.where(on_grid, snapped, x_adv)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from .audit import audit_command
+from .compare import compare_command
+from .predict import predict_command
+from .preprocess import preprocess_command
+from .train_in import train_in_command
 
 __all__ = ["app", "main"]
 
@@ -28,6 +32,10 @@ def _root() -> None:
 
 
 app.command("audit", epilog=EXIT_CODES_HELP)(audit_command)
+app.command("compare", epilog=EXIT_CODES_HELP)(compare_command)
+app.command("train-in", epilog=EXIT_CODES_HELP)(train_in_command)
+app.command("predict", epilog=EXIT_CODES_HELP)(predict_command)
+app.command("preprocess", epilog=EXIT_CODES_HELP)(preprocess_command)
 
 
 def main() -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .._audit import AuditConfig, audit_file, check_gate
+from .._artifact import load_model
+from .._audit import AuditConfig, AuditResult, audit_file, check_gate
 from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from .._io import write_text_atomic
+from .._io import read_table, write_text_atomic
+from .._predict import audit_saved_model
 from .._report import render_audit_markdown
 from ._common import (
     AttackSpaceOpt,
@@ -32,7 +36,6 @@ from ._common import (
     MinGroupSize,
     PgdSteps,
     Positive,
-    Protected,
     ProtectedGroup,
     Quiet,
     ReportPath,
@@ -41,6 +44,7 @@ from ._common import (
     data_spec,
     guarded,
     progress_printer,
+    split_list,
     stdout_console,
     threat_model,
     train_config,
@@ -50,9 +54,42 @@ from ._render import print_audit, print_gate
 __all__ = ["audit_command"]
 
 
+def _audit_saved(
+    model_file: Path,
+    data: Path,
+    config: AuditConfig,
+    protected: str | None,
+    protected_group: str | None,
+    progress: Callable[[str], None],
+) -> AuditResult:
+    """``--model``: audit a saved model on DATA (no training); the protected group defaults to
+    the model's."""
+    artifact = load_model(model_file)
+    same_column = protected is None or protected == artifact.protected_column
+    group = split_list(protected_group) or (artifact.protected_values if same_column else None)
+    spec = replace(
+        config.data, protected=protected or artifact.protected_column, protected_group=group
+    )
+    frame = read_table(data)
+    return audit_saved_model(
+        frame,
+        artifact,
+        replace(config, data=spec),
+        source=str(data),
+        model_name=str(model_file),
+        progress=progress,
+    )
+
+
 def audit_command(
     data: DataPath,
-    protected: Protected,
+    protected: Annotated[
+        str | None,
+        typer.Option(
+            help="Protected attribute column (with --model: default the model's).",
+            show_default=False,
+        ),
+    ] = None,
     label: Label = None,
     positive: Positive = None,
     protected_group: ProtectedGroup = None,
@@ -97,11 +134,16 @@ def audit_command(
     """
 
     def run() -> int:
-        if model_file is not None:
-            raise InputError(f"{model_file}: --model needs saved-model support (froc train-in)")
+        if model_file is not None and predictions is not None:
+            raise InputError("--model and --predictions: audit one or the other")
+        if model_file is None and protected is None:
+            raise InputError("missing option --protected: name the protected attribute column")
+        if report is not None and report.is_dir():
+            # Refuse before training, not after: the report is written at the end.
+            raise InputError(f"{report}: is a directory, expected a file name for --report")
         config = AuditConfig(
             data=data_spec(
-                protected=protected,
+                protected=protected or "",
                 label=label,
                 positive=positive,
                 protected_group=protected_group,
@@ -130,7 +172,11 @@ def audit_command(
             n_resamples=bootstrap,
             predictions=predictions,
         )
-        result = audit_file(data, config, progress=progress_printer(quiet or json_output))
+        progress = progress_printer(quiet or json_output)
+        if model_file is not None:
+            result = _audit_saved(model_file, data, config, protected, protected_group, progress)
+        else:
+            result = audit_file(data, config, progress=progress)
         gate = check_gate(result.metrics, delta_f=delta_f, delta_r=delta_r)
         exit_code = EXIT_OK if gate.passed else EXIT_CONSTRAINTS_NOT_MET
         if report is not None:

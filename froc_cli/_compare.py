@@ -1,0 +1,1456 @@
+"""``froc compare``: every method side by side on one seeded split (paper Section 7).
+
+Methods are small functions registered in :data:`METHODS`; each returns the deployed model (and,
+for the grid methods, the grid it searched). The engine evaluates every method on the same
+held-out test rows with the same attacks and records one :class:`MethodRow` per method and seed;
+a method that raises is reported in its row with the reason and the others still run.
+
+The deployed model
+    Every method is evaluated as a *deployed pipeline* that takes the encoded record with the
+    row's group appended as one extra, immutable column: ``x_ext = [x, a]``. Attackers perturb
+    ``x`` (within the threat model's eps-ball, the group never changes); the pipeline may use
+    ``a`` (the Disparate Impact Remover repairs a row against its own group's distribution, as
+    AIF360 does). Models that do not use the group simply ignore the column.
+
+Sequential baselines (paper 7.1-7.2), each over the lambda grid {0, 0.01, 0.05, 0.1, 0.5, 1}
+    * ``rbf-rw`` / ``rbf-dir`` (robustness before fairness): one PGD adversarial example (in the
+      threat model's continuous or valid space) per training row, crafted on the plainly trained
+      target and labelled with its source row's label, is added to the training data with
+      weight lambda (so the loss is eq. 3 up to the constant 1/(1 + lambda)); then the fairness
+      pre-processing is applied to the augmented data and a fresh model is trained plainly:
+      Reweighing (Kamiran-Calders weights of the augmented data multiply the row weights) or the
+      Disparate Impact Remover (full repair of the numeric features, fitted on the augmented
+      training rows, applied to validation and test rows with their groups).
+    * ``fbr-rw`` / ``fbr-dir`` (fairness before robustness): the fairness pre-processing of the
+      training data, a model trained plainly on it (lambda = 0), then PGD adversarial training
+      (eq. 3 via ``Objective(lambda_r=lambda)``) warm-started from that model for
+      ``adv_epochs`` epochs. With DIR, adversarial training works on the repaired features (the
+      paper repairs the data, then trains).
+    The grid's setting reported in the method's row is chosen on the VALIDATION split: the most
+    accurate setting meeting both constraints there, else the one closest to meeting them (sum
+    of the two shortfalls), ties to accuracy. Every grid point's test figures are kept (JSON,
+    report, plot).
+
+Attacks
+    White-box FGSM and PGD are crafted on each deployed pipeline itself. Through the DIR repair
+    the gradient is passed straight through: the repair is non-decreasing in every feature, so
+    the sign of the gradient (all FGSM and PGD use) is exact wherever the repair moves at all.
+    Transfer attacks are crafted once per seed on an independently trained plain model (same
+    architecture and rows, another initialisation and shuffling seed) and fed to every pipeline.
+    The robustness constraint is judged on white-box PGD: S_R(PGD) >= delta_R; the fairness
+    constraint on clean decisions: S_B <= delta_F.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ._audit import check_group_sizes
+from ._baselines import (
+    DisparateImpactRepair,
+    compute_reweighing_weights,
+    fit_disparate_impact_repair,
+)
+from ._config import AttackKind, DataSpec, Objective, ThreatModel, TrainConfig
+from ._dataset import PreparedData, prepare_data
+from ._device import resolve_device
+from ._encoder import TabularEncoder, fit_encoder
+from ._errors import InputError
+from ._evaluate import attack_decisions, evaluate_decisions
+from ._froc_in import EpochProgress, FitOutcome, FrocInConfig, fit_froc_in
+from ._froc_pre import PreprocessConfig, PreprocessResult, preprocess_table
+from ._io import read_table
+from ._metrics import robustness_score
+from ._models import build_model, parse_model_spec
+from ._report import format_number
+from ._split import split_indices
+from ._training import predict_logits, train_model
+from ._version import environment_versions
+from ._workspace import EncodedRows, encode_rows
+from .attacks import FeatureSpace, make_attack
+
+__all__ = [
+    "COLUMN_TITLES",
+    "DEFAULT_LAMBDAS",
+    "METHODS",
+    "METHOD_NAMES",
+    "TABLE_METRICS",
+    "CompareConfig",
+    "CompareContext",
+    "CompareProgress",
+    "CompareResult",
+    "GridPoint",
+    "GroupBlind",
+    "MethodOutcome",
+    "MethodRow",
+    "MethodSpec",
+    "MethodSummary",
+    "ProgressEvent",
+    "RepairedPipeline",
+    "RepeatResult",
+    "both_met_text",
+    "compare_file",
+    "compare_table",
+    "format_mean_sd",
+    "render_compare_markdown",
+    "select_on_validation",
+]
+
+DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.5, 1.0)
+TABLE_METRICS: tuple[str, ...] = (
+    "accuracy",
+    "bias_score",
+    "robustness_fgsm",
+    "robustness_pgd",
+    "transfer_fgsm",
+    "transfer_pgd",
+    "majority_floor",
+)
+_TRANSFER_SEED_OFFSET = 1000
+_ATTACK_CHUNK = 65_536
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration, progress and results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What to compare and how.
+
+    ``test_size`` of the rows are held out for the table; ``val_size`` of the remaining
+    training part is held out again for choosing settings (the lambda grids, FRoC-IN's search);
+    every method trains on the rest. Seeds are ``train.seed + r`` for repeat ``r``.
+    """
+
+    data: DataSpec
+    delta_f: float
+    delta_r: float
+    threat: ThreatModel = field(default_factory=ThreatModel)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test_size: float = 0.3
+    val_size: float = 0.2
+    repeats: int = 1
+    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    adv_epochs: int = 50
+    repair_level: float = 1.0
+    froc_in_budget_s: float = 120.0
+    froc_pre_rounds: int = 150
+    methods: tuple[str, ...] = ()
+    sweep: bool = False
+    sweep_lambdas_f: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    sweep_lambdas_r: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0)
+    sweep_deltas_f: tuple[float, ...] = (0.02, 0.05, 0.1)
+    sweep_deltas_r: tuple[float, ...] = (0.3, 0.5, 0.7)
+
+    def __post_init__(self) -> None:
+        for name, value in (("--delta-f", self.delta_f), ("--delta-r", self.delta_r)):
+            if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+                raise InputError(f"{name} {value}: expected a number in [0, 1]")
+        if not 0.0 < self.test_size < 1.0:
+            raise InputError(f"--test-size {self.test_size}: expected a fraction in (0, 1)")
+        if not 0.0 < self.val_size < 1.0:
+            raise InputError(f"--val-size {self.val_size}: expected a fraction in (0, 1)")
+        if self.repeats < 1:
+            raise InputError(f"--repeats {self.repeats}: expected at least 1")
+        if self.adv_epochs < 1:
+            raise InputError(f"--adv-epochs {self.adv_epochs}: expected at least 1")
+        if not self.froc_in_budget_s > 0:
+            raise InputError(f"--froc-in-budget {self.froc_in_budget_s}: expected seconds > 0")
+        if self.froc_pre_rounds < 1:
+            raise InputError(f"--froc-pre-rounds {self.froc_pre_rounds}: expected at least 1")
+        if not 0.0 <= self.repair_level <= 1.0:
+            raise InputError(f"repair level {self.repair_level}: expected a number in [0, 1]")
+        for name, grid in (
+            ("--lambdas", self.lambdas),
+            ("sweep lambda_F grid", self.sweep_lambdas_f),
+            ("sweep lambda_R grid", self.sweep_lambdas_r),
+            ("sweep delta_F grid", self.sweep_deltas_f),
+            ("sweep delta_R grid", self.sweep_deltas_r),
+        ):
+            if not grid:
+                raise InputError(f"{name}: expected at least one value")
+            bad = [v for v in grid if not (math.isfinite(v) and v >= 0)]
+            if bad:
+                raise InputError(f"{name}: {bad[0]} is not a non-negative number")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise InputError(
+                f"--methods {unknown[0]!r}: unknown method; expected some of "
+                f"{', '.join(METHOD_NAMES)}"
+            )
+        parse_model_spec(self.train.model)
+
+    @property
+    def selected_methods(self) -> tuple[str, ...]:
+        """The methods to run, in table order (all of them by default)."""
+        if not self.methods:
+            return METHOD_NAMES
+        return tuple(m for m in METHOD_NAMES if m in self.methods)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """One seed per repeat."""
+        return tuple(self.train.seed + r for r in range(self.repeats))
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Where a comparison is: ``step`` of ``steps`` methods done, which one runs now."""
+
+    step: int
+    steps: int
+    repeat: int
+    repeats: int
+    seed: int
+    method: str
+    detail: str
+
+
+CompareProgress = Callable[[ProgressEvent], None]
+
+
+def _silent(_: ProgressEvent) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One setting a method tried: its parameters, validation and test figures.
+
+    ``kind`` is ``grid`` (searched to choose the method's row) or ``sweep`` (``--sweep``).
+    """
+
+    method: str
+    seed: int
+    kind: str
+    setting: str
+    params: dict[str, float]
+    validation: dict[str, float]
+    test: dict[str, float]
+    chosen: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    """One method on one seed: test figures, constraints, wall time, or why it failed."""
+
+    method: str
+    label: str
+    seed: int
+    status: str
+    setting: str
+    metrics: dict[str, float]
+    validation: dict[str, float]
+    params: dict[str, Any]
+    seconds: float
+    meets_fairness: bool | None
+    meets_robustness: bool | None
+    reason: str | None = None
+    cpu_seconds: float = math.nan
+
+    @property
+    def ok(self) -> bool:
+        """True when the method ran."""
+        return self.status == "ok"
+
+    @property
+    def meets_both(self) -> bool:
+        """S_B <= delta_F and S_R(PGD) >= delta_R on the test split."""
+        return bool(self.meets_fairness and self.meets_robustness)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {**asdict(self), "meets_both": self.meets_both if self.ok else None}
+
+
+@dataclass(frozen=True)
+class RepeatResult:
+    """Every method on one seeded split."""
+
+    seed: int
+    rows: tuple[MethodRow, ...]
+    grid: tuple[GridPoint, ...]
+    counts: dict[str, int]
+    seconds: dict[str, float]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """A method over the repeats: mean and standard deviation of each figure."""
+
+    method: str
+    label: str
+    runs: int
+    failures: int
+    reasons: tuple[str, ...]
+    settings: tuple[str, ...]
+    mean: dict[str, float]
+    sd: dict[str, float]
+    meets_both: int
+    seconds: float
+    cpu_seconds: float = math.nan
+
+    @property
+    def always_meets_both(self) -> bool:
+        """Both constraints met on the test split of every seed, with no failed run."""
+        return self.runs > 0 and self.failures == 0 and self.meets_both == self.runs
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {**asdict(self), "always_meets_both": self.always_meets_both}
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    """A comparison: per-seed rows, per-method summaries and the settings behind them."""
+
+    source: str
+    config: CompareConfig
+    label_column: str
+    positive_value: str
+    protected_column: str
+    protected_values: tuple[str, ...]
+    repeats: tuple[RepeatResult, ...]
+    summaries: tuple[MethodSummary, ...]
+    settings: dict[str, Any]
+    seconds: float
+    command: str | None = None
+    cpu_seconds: float = math.nan
+
+    @property
+    def any_meets_both(self) -> bool:
+        """True when some method met both constraints on every seed (exit code 0)."""
+        return any(s.always_meets_both for s in self.summaries)
+
+    def summary(self, method: str) -> MethodSummary:
+        """The summary of ``method``."""
+        for entry in self.summaries:
+            if entry.method == method:
+                return entry
+        raise KeyError(method)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dictionary (NaN becomes None)."""
+        return _clean(
+            {
+                "source": self.source,
+                "command": self.command,
+                "label": {"column": self.label_column, "favourable": self.positive_value},
+                "protected": {
+                    "column": self.protected_column,
+                    "group_a0": list(self.protected_values),
+                },
+                "constraints": {
+                    "delta_f": self.config.delta_f,
+                    "delta_r": self.config.delta_r,
+                    "fairness": "S_B <= delta_F on the test split (clean decisions)",
+                    "robustness": "S_R(PGD, white-box) >= delta_R on the test split",
+                },
+                "threat_model": {
+                    **asdict(self.config.threat),
+                    "pgd_step_size": self.config.threat.pgd_step_size,
+                    "description": self.config.threat.describe(),
+                },
+                "methods": [s.to_dict() for s in self.summaries],
+                "repeats": [
+                    {
+                        "seed": r.seed,
+                        "rows": [row.to_dict() for row in r.rows],
+                        "grid": [p.to_dict() for p in r.grid],
+                        "counts": r.counts,
+                        "seconds": r.seconds,
+                        "notes": list(r.notes),
+                    }
+                    for r in self.repeats
+                ],
+                "any_method_meets_both": self.any_meets_both,
+                "settings": self.settings,
+                "seconds": self.seconds,
+                "cpu_seconds": self.cpu_seconds,
+            }
+        )
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Deployed pipelines: every model takes [x, a]
+# --------------------------------------------------------------------------------------------
+
+
+class GroupBlind(nn.Module):
+    """A deployed model that ignores the appended group column."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x_ext: torch.Tensor) -> torch.Tensor:
+        """Logits of ``model`` on the features."""
+        out: torch.Tensor = self.model(x_ext[:, :-1])
+        return out
+
+
+class RepairedPipeline(nn.Module):
+    """Disparate Impact Remover, then the model: ``model(repair(x, a))``.
+
+    The repair is computed exactly (numpy) and its gradient passed straight through; the repair
+    is non-decreasing in every feature, so gradient signs are exact wherever it moves at all.
+    """
+
+    def __init__(self, model: nn.Module, repair: DisparateImpactRepair) -> None:
+        super().__init__()
+        self.model = model
+        self.repair = repair
+
+    def forward(self, x_ext: torch.Tensor) -> torch.Tensor:
+        """Logits of ``model`` on the repaired features."""
+        x, a = x_ext[:, :-1], x_ext[:, -1]
+        repaired = _apply_repair(self.repair, x.detach(), a.detach())
+        straight_through = x + (repaired - x).detach()
+        out: torch.Tensor = self.model(straight_through)
+        return out
+
+
+def _apply_repair(repair: DisparateImpactRepair, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    try:
+        out = repair.apply(x.cpu().double().numpy(), a.cpu().numpy().round())
+    except ValueError as exc:
+        raise InputError(f"disparate impact repair: {exc}") from exc
+    return torch.as_tensor(out, dtype=x.dtype, device=x.device)
+
+
+def _with_group_column(space: FeatureSpace) -> FeatureSpace:
+    """``space`` with one more feature, the group: in [0, 1], immutable, not numeric."""
+
+    def extend(t: torch.Tensor, value: float | bool | int) -> torch.Tensor:
+        return torch.cat([t, torch.tensor([value], dtype=t.dtype, device=t.device)])
+
+    return FeatureSpace(
+        lower=extend(space.lower, 0.0),
+        upper=extend(space.upper, 1.0),
+        mutable=extend(space.mutable, False),
+        numeric=extend(space.numeric, False),
+        grid=extend(space.grid, 0.0),
+        blocks=extend(space.blocks, -1),
+        n_blocks=space.n_blocks,
+    )
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Encoded rows plus the extended input ``[x, a]``."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    a: torch.Tensor
+    x_ext: torch.Tensor
+
+    @classmethod
+    def of(cls, rows: EncodedRows) -> _Rows:
+        return cls(rows.x, rows.y, rows.a, torch.cat([rows.x, rows.a[:, None]], dim=1))
+
+    @property
+    def a_numpy(self) -> np.ndarray:
+        return self.a.cpu().numpy()
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+# --------------------------------------------------------------------------------------------
+# The per-seed context every method works in
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MethodOutcome:
+    """What a method function returns: its deployed model and, for grids, what it tried."""
+
+    model: nn.Module
+    setting: str
+    params: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, float] = field(default_factory=dict)
+    grid: list[GridPoint] = field(default_factory=list)
+    test: dict[str, float] | None = None  # set when already measured (a chosen grid point)
+
+
+class CompareContext:
+    """One seed's split, encoder, attacks and shared models; methods read what they need."""
+
+    def __init__(
+        self,
+        *,
+        config: CompareConfig,
+        frame: pd.DataFrame,
+        source: str,
+        prepared: PreparedData,
+        encoder: TabularEncoder,
+        device: torch.device,
+        seed: int,
+        positions: tuple[np.ndarray, np.ndarray, np.ndarray],
+        notify: Callable[[str], None],
+    ) -> None:
+        self.config = config
+        self.frame = frame
+        self.source = source
+        self.prepared = prepared
+        self.encoder = encoder
+        self.device = device
+        self.seed = seed
+        self.threat = config.threat
+        self.train_config = replace(config.train, seed=seed)
+        self.space = FeatureSpace.from_encoder(encoder, device)
+        self.space_ext = _with_group_column(self.space)
+        fit_pos, val_pos, test_pos = positions
+        self.train_positions = np.sort(np.concatenate([fit_pos, val_pos]))
+        self.test_positions = test_pos
+        self.fit_rows = encode_rows(prepared, encoder, fit_pos, device)
+        self.val_rows = encode_rows(prepared, encoder, val_pos, device)
+        self.fit = _Rows.of(self.fit_rows)
+        self.val = _Rows.of(self.val_rows)
+        self.test = _Rows.of(encode_rows(prepared, encoder, test_pos, device))
+        self.notify = notify
+        self.transfer: dict[str, torch.Tensor] = {}
+        self._plain: nn.Module | None = None
+
+    # ---- models ---------------------------------------------------------------------------
+
+    def new_model(self, seed: int | None = None) -> nn.Module:
+        """A freshly initialised target of the configured architecture."""
+        return build_model(
+            self.train_config.model,
+            self.encoder.n_features,
+            seed=self.seed if seed is None else seed,
+            device=self.device,
+        )
+
+    def train(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        a: torch.Tensor,
+        *,
+        objective: Objective | None = None,
+        sample_weight: torch.Tensor | None = None,
+        model: nn.Module | None = None,
+        epochs: int | None = None,
+        seed: int | None = None,
+    ) -> nn.Module:
+        """Train (a copy of ``model``, or a fresh model) with THE training loop."""
+        net = copy.deepcopy(model) if model is not None else self.new_model(seed)
+        config = self.train_config if seed is None else replace(self.train_config, seed=seed)
+        train_model(
+            net,
+            x,
+            y,
+            a,
+            objective=objective if objective is not None else Objective(),
+            config=config,
+            space=self.space,
+            sample_weight=sample_weight,
+            epochs=epochs,
+        )
+        return net
+
+    def plain_model(self) -> nn.Module:
+        """The plainly trained target (trained once per seed, shared by methods)."""
+        if self._plain is None:
+            self._plain = self.train(self.fit.x, self.fit.y, self.fit.a)
+        return self._plain
+
+    def objective(self, lambda_r: float) -> Objective:
+        """PGD adversarial training (eq. 3) with weight ``lambda_r``."""
+        return Objective(lambda_r=lambda_r, attack="pgd", threat=self.threat)
+
+    # ---- attacks and evaluation -----------------------------------------------------------
+
+    def craft(
+        self,
+        model: nn.Module,
+        kind: AttackKind,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        extended: bool,
+    ) -> torch.Tensor:
+        """Adversarial examples of ``x`` against ``model`` (the threat model's ``kind``)."""
+        space = self.space_ext if extended else self.space
+        attack = make_attack(kind, model, space, self.threat)
+        model.eval()
+        parts = [
+            attack(x[i : i + _ATTACK_CHUNK], y[i : i + _ATTACK_CHUNK])
+            for i in range(0, x.shape[0], _ATTACK_CHUNK)
+        ]
+        return torch.cat(parts) if parts else x.clone()
+
+    def prepare_transfer(self) -> None:
+        """Craft the transfer attacks on an independently trained plain model."""
+        source = self.train(
+            self.fit.x, self.fit.y, self.fit.a, seed=self.seed + _TRANSFER_SEED_OFFSET
+        )
+        blind = GroupBlind(source)
+        kinds: tuple[AttackKind, ...] = ("fgsm", "pgd")
+        for kind in kinds:
+            self.transfer[kind] = self.craft(
+                blind, kind, self.test.x_ext, self.test.y, extended=True
+            )
+
+    def evaluate(self, model: nn.Module, rows: _Rows, *, transfer: bool) -> dict[str, float]:
+        """Clean, white-box FGSM/PGD (and transfer) figures of a deployed pipeline on ``rows``."""
+        decisions = attack_decisions(
+            model, rows.x_ext, rows.y, rows.a_numpy, self.space_ext, self.threat
+        )
+        metrics = dict(evaluate_decisions(decisions).metrics)
+        y = rows.y.cpu().numpy().astype(np.int8)
+        for kind in ("fgsm", "pgd"):
+            name = f"transfer_{kind}"
+            if transfer and kind in self.transfer:
+                pred = (predict_logits(model, self.transfer[kind]) > 0).cpu().numpy()
+                metrics[name] = robustness_score(pred.astype(np.int8), y)
+            elif transfer:
+                metrics[name] = math.nan
+        return metrics
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Validation figures used to choose settings."""
+        full = self.evaluate(model, self.val, transfer=False)
+        keep = ("accuracy", "bias_score", "robustness_fgsm", "robustness_pgd")
+        return {k: full[k] for k in keep}
+
+    def grid_point(
+        self, method: str, setting: str, params: dict[str, float], model: nn.Module, kind: str
+    ) -> tuple[GridPoint, nn.Module]:
+        """Validate and test one setting of a method."""
+        point = GridPoint(
+            method=method,
+            seed=self.seed,
+            kind=kind,
+            setting=setting,
+            params=params,
+            validation=self.validate(model),
+            test=self.evaluate(model, self.test, transfer=True),
+        )
+        return point, model
+
+
+# --------------------------------------------------------------------------------------------
+# Selection on validation
+# --------------------------------------------------------------------------------------------
+
+
+def _shortfall(metrics: dict[str, float], delta_f: float, delta_r: float) -> float:
+    bias, robust = metrics.get("bias_score", math.nan), metrics.get("robustness_pgd", math.nan)
+    if not (math.isfinite(bias) and math.isfinite(robust)):
+        return math.inf
+    return max(0.0, bias - delta_f) + max(0.0, delta_r - robust)
+
+
+def select_on_validation(points: Sequence[dict[str, float]], delta_f: float, delta_r: float) -> int:
+    """Index of the setting to report, judged on validation figures only.
+
+    The most accurate setting meeting both constraints (S_B <= delta_F, S_R(PGD) >= delta_R);
+    when none does, the one with the smallest total shortfall ``max(0, S_B - delta_F) +
+    max(0, delta_R - S_R)``, ties broken by accuracy, then by order.
+    """
+    if not points:
+        raise InputError("nothing to select from: the grid is empty")
+
+    def key(i: int) -> tuple[float, float, int]:
+        accuracy = points[i].get("accuracy", math.nan)
+        accuracy = accuracy if math.isfinite(accuracy) else -math.inf
+        return (_shortfall(points[i], delta_f, delta_r), -accuracy, i)
+
+    return min(range(len(points)), key=key)
+
+
+def _format_lambda(value: float) -> str:
+    return f"{value:g}"
+
+
+# --------------------------------------------------------------------------------------------
+# Methods
+# --------------------------------------------------------------------------------------------
+
+
+MethodFunction = Callable[[CompareContext], MethodOutcome]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its table label, a one-line description and its function."""
+
+    name: str
+    label: str
+    description: str
+    run: MethodFunction
+
+
+def _run_plain(ctx: CompareContext) -> MethodOutcome:
+    model = GroupBlind(ctx.plain_model())
+    return MethodOutcome(model=model, setting="plain BCE", validation=ctx.validate(model))
+
+
+def _reweighing(y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    try:
+        weights = compute_reweighing_weights(y.cpu().numpy(), a.cpu().numpy())
+    except ValueError as exc:
+        raise InputError(f"reweighing: {exc}") from exc
+    return torch.as_tensor(weights, dtype=torch.float32, device=y.device)
+
+
+def _fit_repair(ctx: CompareContext, x: torch.Tensor, a: torch.Tensor) -> DisparateImpactRepair:
+    try:
+        return fit_disparate_impact_repair(
+            x.cpu().double().numpy(),
+            a.cpu().numpy(),
+            repair_level=ctx.config.repair_level,
+            columns=ctx.encoder.numeric_features(),
+        )
+    except ValueError as exc:
+        raise InputError(f"disparate impact remover: {exc}") from exc
+
+
+def _choose(ctx: CompareContext, points: list[tuple[GridPoint, nn.Module]]) -> MethodOutcome:
+    index = select_on_validation(
+        [p.validation for p, _ in points], ctx.config.delta_f, ctx.config.delta_r
+    )
+    grid = [replace(p, chosen=i == index) for i, (p, _) in enumerate(points)]
+    chosen, model = points[index]
+    feasible = _shortfall(chosen.validation, ctx.config.delta_f, ctx.config.delta_r) == 0
+    how = "best val. accuracy meeting both" if feasible else "closest to the box on val."
+    return MethodOutcome(
+        model=model,
+        setting=f"{chosen.setting} ({how})",
+        params=dict(chosen.params),
+        validation=dict(chosen.validation),
+        grid=grid,
+        test=dict(chosen.test),
+    )
+
+
+def _robustness_before_fairness(ctx: CompareContext, name: str, fairness: str) -> MethodOutcome:
+    fit = ctx.fit
+    ctx.notify("crafting PGD examples on the plain target")
+    x_adv = ctx.craft(ctx.plain_model(), "pgd", fit.x, fit.y, extended=False)
+    x_aug = torch.cat([fit.x, x_adv])
+    y_aug = torch.cat([fit.y, fit.y])
+    a_aug = torch.cat([fit.a, fit.a])
+    repair = _fit_repair(ctx, x_aug, a_aug) if fairness == "dir" else None
+    x_train = _apply_repair(repair, x_aug, a_aug) if repair is not None else x_aug
+    fair_weights = _reweighing(y_aug, a_aug) if fairness == "rw" else torch.ones_like(y_aug)
+    points: list[tuple[GridPoint, nn.Module]] = []
+    for lam in ctx.config.lambdas:
+        setting = f"lambda={_format_lambda(lam)}"
+        ctx.notify(setting)
+        weights = fair_weights * torch.cat([torch.ones_like(fit.y), torch.full_like(fit.y, lam)])
+        model = ctx.train(x_train, y_aug, a_aug, sample_weight=weights)
+        deployed = RepairedPipeline(model, repair) if repair is not None else GroupBlind(model)
+        points.append(ctx.grid_point(name, setting, {"lambda": lam}, deployed, "grid"))
+    return _choose(ctx, points)
+
+
+def _fairness_before_robustness(ctx: CompareContext, name: str, fairness: str) -> MethodOutcome:
+    fit = ctx.fit
+    repair = _fit_repair(ctx, fit.x, fit.a) if fairness == "dir" else None
+    x_train = _apply_repair(repair, fit.x, fit.a) if repair is not None else fit.x
+    weights = _reweighing(fit.y, fit.a) if fairness == "rw" else None
+    ctx.notify("fairness pre-processing, plain training")
+    base = ctx.train(x_train, fit.y, fit.a, sample_weight=weights)
+    points: list[tuple[GridPoint, nn.Module]] = []
+    for lam in ctx.config.lambdas:
+        setting = f"lambda={_format_lambda(lam)}"
+        ctx.notify(setting)
+        if lam == 0:
+            model = base
+        else:
+            model = ctx.train(
+                x_train,
+                fit.y,
+                fit.a,
+                objective=ctx.objective(lam),
+                sample_weight=weights,
+                model=base,
+                epochs=ctx.config.adv_epochs,
+            )
+        deployed = RepairedPipeline(model, repair) if repair is not None else GroupBlind(model)
+        points.append(ctx.grid_point(name, setting, {"lambda": lam}, deployed, "grid"))
+    return _choose(ctx, points)
+
+
+def _run_rbf_rw(ctx: CompareContext) -> MethodOutcome:
+    return _robustness_before_fairness(ctx, "rbf-rw", "rw")
+
+
+def _run_rbf_dir(ctx: CompareContext) -> MethodOutcome:
+    return _robustness_before_fairness(ctx, "rbf-dir", "dir")
+
+
+def _run_fbr_rw(ctx: CompareContext) -> MethodOutcome:
+    return _fairness_before_robustness(ctx, "fbr-rw", "rw")
+
+
+def _run_fbr_dir(ctx: CompareContext) -> MethodOutcome:
+    return _fairness_before_robustness(ctx, "fbr-dir", "dir")
+
+
+def _froc_in_config(
+    ctx: CompareContext, delta_f: float, delta_r: float, lambdas: tuple[float, float] | None
+) -> FrocInConfig:
+    cfg = ctx.config
+    return FrocInConfig(
+        lambda_f=None if lambdas is None else lambdas[0],
+        lambda_r=None if lambdas is None else lambdas[1],
+        delta_f=delta_f,
+        delta_r=delta_r,
+        attack="pgd",
+        threat=ctx.threat,
+        train=ctx.train_config,
+        val_size=cfg.val_size,
+        search_budget_s=cfg.froc_in_budget_s,
+    )
+
+
+def _fit_froc_in(ctx: CompareContext, config: FrocInConfig) -> tuple[nn.Module, FitOutcome]:
+    def on_epoch(p: EpochProgress) -> None:
+        ctx.notify(
+            f"trial {p.trial + 1}: lambda_F={p.lambda_f:g} lambda_R={p.lambda_r:g}, "
+            f"epoch {p.epoch}/{p.epochs}"
+        )
+
+    outcome = fit_froc_in(
+        ctx.fit_rows, ctx.val_rows, ctx.encoder, config, device=ctx.device, on_epoch=on_epoch
+    )
+    return GroupBlind(outcome.model), outcome
+
+
+def _froc_in_validation(outcome: FitOutcome) -> dict[str, float]:
+    score = outcome.chosen.score
+    return {
+        "accuracy": score.accuracy,
+        "bias_score": score.bias_score,
+        "robustness_pgd": score.robustness_pgd,
+    }
+
+
+def _run_froc_in(ctx: CompareContext) -> MethodOutcome:
+    config = _froc_in_config(ctx, ctx.config.delta_f, ctx.config.delta_r, None)
+    model, outcome = _fit_froc_in(ctx, config)
+    trials = [
+        {
+            "lambda_f": t.lambda_f,
+            "lambda_r": t.lambda_r,
+            "val_accuracy": t.score.accuracy,
+            "val_bias_score": t.score.bias_score,
+            "val_robustness_pgd": t.score.robustness_pgd,
+            "seconds": t.seconds,
+        }
+        for t in outcome.trials
+    ]
+    found = "met on val." if outcome.feasible else "not met on val.: closest"
+    return MethodOutcome(
+        model=model,
+        setting=(
+            f"lambda_F={outcome.lambda_f:.3g}, lambda_R={outcome.lambda_r:.3g} "
+            f"(searched, {len(outcome.trials)} fits, {found})"
+        ),
+        params={
+            "lambda_f": outcome.lambda_f,
+            "lambda_r": outcome.lambda_r,
+            "feasible_on_validation": outcome.feasible,
+            "trials": trials,
+        },
+        validation=_froc_in_validation(outcome),
+    )
+
+
+def _pinned_spec(ctx: CompareContext) -> DataSpec:
+    """The data roles with the label value and protected group fixed as resolved on the input
+    (a default group could change once labels are flipped)."""
+    prepared = ctx.prepared
+    return replace(
+        ctx.config.data,
+        label=prepared.label_column,
+        positive=prepared.positive_value,
+        protected_group=prepared.protected_values,
+    )
+
+
+def _froc_pre(
+    ctx: CompareContext, delta_f: float, delta_r: float
+) -> tuple[nn.Module, PreprocessResult]:
+    """FRoC-PRE on the input, then a fresh target (the compared architecture, plain BCE) trained
+    on its output minus this seed's test rows, as an outside trainer would."""
+    cfg, train = ctx.config, ctx.train_config
+    pre_config = PreprocessConfig(
+        data=_pinned_spec(ctx),
+        delta_f=delta_f,
+        delta_r=delta_r,
+        threat=ctx.threat,
+        surrogate=train.model,
+        target_model=train.model,
+        rounds=cfg.froc_pre_rounds,
+        epochs=train.epochs,
+        target_epochs=train.epochs,
+        lr=train.lr,
+        test_size=cfg.test_size,
+        val_size=cfg.val_size,
+        seed=ctx.seed,
+        device=str(ctx.device),
+        compare_input=False,
+    )
+    result = preprocess_table(ctx.frame, pre_config, source=ctx.source, progress=ctx.notify)
+    # FRoC-PRE holds out the same test split (same function, rows, fraction and seed); check
+    # that none of this seed's test rows was edited or used as an adversarial source.
+    test_files = set(np.asarray(ctx.prepared.frame.index)[ctx.test_positions].tolist())
+    touched = {f.index for f in result.flips} | {r.source_index for r in result.additions}
+    if touched & test_files:
+        raise InputError(
+            f"FRoC-PRE edited {len(touched & test_files)} row(s) of the compare test split; "
+            "its held-out split differs from compare's"
+        )
+    n_input = len(ctx.frame)
+    train_files = np.asarray(ctx.prepared.frame.index)[ctx.train_positions]
+    rows = pd.concat(
+        [result.output.iloc[train_files], result.output.iloc[n_input:]], ignore_index=True
+    )
+    output = prepare_data(rows, _pinned_spec(ctx), source=f"{ctx.source} (FRoC-PRE output)")
+    x = torch.as_tensor(ctx.encoder.encode(output.frame), device=ctx.device)
+    y = torch.as_tensor(output.y, device=ctx.device)
+    a = torch.as_tensor(output.a, device=ctx.device)
+    ctx.notify(f"training a fresh {train.model} on the FRoC-PRE output ({len(rows)} rows)")
+    return GroupBlind(ctx.train(x, y, a)), result
+
+
+def _froc_pre_validation(result: PreprocessResult) -> dict[str, float]:
+    chosen = next(r for r in result.trajectory if r.round == result.chosen_round)
+    return {
+        "accuracy": chosen.accuracy,
+        "bias_score": chosen.bias_score,
+        "robustness_pgd": chosen.robustness,
+    }
+
+
+def _run_froc_pre(ctx: CompareContext) -> MethodOutcome:
+    delta_f, delta_r = ctx.config.delta_f, ctx.config.delta_r
+    model, result = _froc_pre(ctx, delta_f, delta_r)
+    met = "met on its val." if result.met else "not met on its val."
+    return MethodOutcome(
+        model=model,
+        setting=(
+            f"delta_F={delta_f:g}, delta_R={delta_r:g}: {len(result.trajectory)} rounds, "
+            f"{result.flip_fraction:.1%} flipped, {result.augment_fraction:.1%} added ({met})"
+        ),
+        params={
+            "delta_f": delta_f,
+            "delta_r": delta_r,
+            "met_on_validation": result.met,
+            "reason": result.reason,
+            "rounds": len(result.trajectory),
+            "chosen_round": result.chosen_round,
+            "flipped": len(result.flips),
+            "added": len(result.additions),
+            "flip_fraction": result.flip_fraction,
+            "augment_fraction": result.augment_fraction,
+            "surrogate_seconds": result.seconds.get("rounds", math.nan),
+        },
+        validation=_froc_pre_validation(result),
+    )
+
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec("plain", "plain", "plain BCE training", _run_plain),
+        MethodSpec(
+            "rbf-rw",
+            "RbF-RW",
+            "robustness before fairness: PGD-augmented data, then Reweighing",
+            _run_rbf_rw,
+        ),
+        MethodSpec(
+            "rbf-dir",
+            "RbF-DIR",
+            "robustness before fairness: PGD-augmented data, then Disparate Impact Remover",
+            _run_rbf_dir,
+        ),
+        MethodSpec(
+            "fbr-rw",
+            "FbR-RW",
+            "fairness before robustness: Reweighing, then PGD adversarial training",
+            _run_fbr_rw,
+        ),
+        MethodSpec(
+            "fbr-dir",
+            "FbR-DIR",
+            "fairness before robustness: Disparate Impact Remover, then PGD adversarial training",
+            _run_fbr_dir,
+        ),
+        MethodSpec(
+            "froc-in",
+            "FRoC-IN",
+            "in-processing: BCE + lambda_F F + lambda_R R, lambdas searched on validation",
+            _run_froc_in,
+        ),
+        MethodSpec(
+            "froc-pre",
+            "FRoC-PRE",
+            "pre-processing (Algorithm 1), then a fresh target trained on its output",
+            _run_froc_pre,
+        ),
+    )
+}
+METHOD_NAMES: tuple[str, ...] = tuple(METHODS)
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------------
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _check(value: float, threshold: float, below: bool) -> bool:
+    if not math.isfinite(value):
+        return False
+    return value <= threshold if below else value >= threshold
+
+
+def _run_method(ctx: CompareContext, spec: MethodSpec) -> tuple[MethodRow, list[GridPoint]]:
+    started, cpu_started = time.perf_counter(), time.process_time()
+    try:
+        outcome = spec.run(ctx)
+        metrics = (
+            outcome.test
+            if outcome.test is not None
+            else ctx.evaluate(outcome.model, ctx.test, transfer=True)
+        )
+    except Exception as error:  # one failing method must not stop the others
+        row = MethodRow(
+            method=spec.name,
+            label=spec.label,
+            seed=ctx.seed,
+            status="failed",
+            setting="",
+            metrics={},
+            validation={},
+            params={},
+            seconds=time.perf_counter() - started,
+            meets_fairness=None,
+            meets_robustness=None,
+            reason=_one_line(error),
+            cpu_seconds=time.process_time() - cpu_started,
+        )
+        return row, []
+    row = MethodRow(
+        method=spec.name,
+        label=spec.label,
+        seed=ctx.seed,
+        status="ok",
+        setting=outcome.setting,
+        metrics=metrics,
+        validation=outcome.validation,
+        params=outcome.params,
+        seconds=time.perf_counter() - started,
+        meets_fairness=_check(metrics["bias_score"], ctx.config.delta_f, below=True),
+        meets_robustness=_check(metrics["robustness_pgd"], ctx.config.delta_r, below=False),
+        cpu_seconds=time.process_time() - cpu_started,
+    )
+    return row, outcome.grid
+
+
+@dataclass
+class _Cursor:
+    step: int
+    method: str
+
+
+def _split_three(
+    prepared: PreparedData, config: CompareConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    train_pos, test_pos = split_indices(
+        prepared.y, prepared.a, test_size=config.test_size, seed=seed
+    )
+    fit_local, val_local = split_indices(
+        prepared.y[train_pos], prepared.a[train_pos], test_size=config.val_size, seed=seed
+    )
+    return train_pos[fit_local], train_pos[val_local], test_pos
+
+
+def _run_repeat(
+    frame: pd.DataFrame,
+    source: str,
+    prepared: PreparedData,
+    config: CompareConfig,
+    device: torch.device,
+    repeat: int,
+    step: int,
+    steps: int,
+    progress: CompareProgress,
+) -> RepeatResult:
+    seed = config.seeds[repeat]
+    started = time.perf_counter()
+    fit_pos, val_pos, test_pos = _split_three(prepared, config, seed)
+    minimum = config.data.min_group_size
+    check_group_sizes(prepared, prepared.a[test_pos], minimum, "in the test split")
+    check_group_sizes(prepared, prepared.a[val_pos], minimum, "in the validation split")
+    # Fitted on the training part (fit + validation), as audit and train-in do.
+    encoder = fit_encoder(
+        prepared.frame.iloc[np.sort(np.concatenate([fit_pos, val_pos]))],
+        prepared.feature_columns,
+        prepared.immutable_columns,
+    )
+    current = _Cursor(step=step, method="setup")
+
+    def notify(detail: str) -> None:
+        progress(
+            ProgressEvent(
+                step=current.step,
+                steps=steps,
+                repeat=repeat,
+                repeats=config.repeats,
+                seed=seed,
+                method=current.method,
+                detail=detail,
+            )
+        )
+
+    ctx = CompareContext(
+        config=config,
+        frame=frame,
+        source=source,
+        prepared=prepared,
+        encoder=encoder,
+        device=device,
+        seed=seed,
+        positions=(fit_pos, val_pos, test_pos),
+        notify=notify,
+    )
+    cpu_started = time.process_time()
+    seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
+    notes: list[str] = []
+    notify("training the transfer source")
+    mark = time.perf_counter()
+    try:
+        ctx.prepare_transfer()
+    except Exception as error:
+        notes.append(f"transfer attacks unavailable: {_one_line(error)}")
+    seconds["transfer_source"] = time.perf_counter() - mark
+    rows: list[MethodRow] = []
+    grid: list[GridPoint] = []
+    for name in config.selected_methods:
+        current.method = name
+        notify("running")
+        row, points = _run_method(ctx, METHODS[name])
+        rows.append(row)
+        grid.extend(points)
+        current.step += 1
+    if config.sweep:
+        current.method = "sweep"
+        notify("sweeping FRoC-IN lambdas and FRoC-PRE deltas")
+        mark = time.perf_counter()
+        points, sweep_notes = _run_sweep(ctx)
+        grid.extend(points)
+        notes.extend(sweep_notes)
+        seconds["sweep"] = time.perf_counter() - mark
+        current.step += 1
+    notify("done")
+    seconds["total"] = time.perf_counter() - started
+    seconds["cpu_total"] = time.process_time() - cpu_started
+    counts = {
+        "fit": len(fit_pos),
+        "validation": len(val_pos),
+        "test": len(test_pos),
+        "features": encoder.n_features,
+    }
+    return RepeatResult(
+        seed=seed,
+        rows=tuple(rows),
+        grid=tuple(grid),
+        counts=counts,
+        seconds=seconds,
+        notes=tuple(notes),
+    )
+
+
+def _run_sweep(ctx: CompareContext) -> tuple[list[GridPoint], list[str]]:
+    """FRoC-IN over the lambda grid and FRoC-PRE over the delta grid (``--sweep``)."""
+    cfg = ctx.config
+    points: list[GridPoint] = []
+    notes: list[str] = []
+    for lambda_f in cfg.sweep_lambdas_f:
+        for lambda_r in cfg.sweep_lambdas_r:
+            setting = f"lambda_F={lambda_f:g}, lambda_R={lambda_r:g}"
+            ctx.notify(f"FRoC-IN {setting}")
+            try:
+                config = _froc_in_config(ctx, cfg.delta_f, cfg.delta_r, (lambda_f, lambda_r))
+                model, _ = _fit_froc_in(ctx, config)
+                point, _ = ctx.grid_point(
+                    "froc-in", setting, {"lambda_f": lambda_f, "lambda_r": lambda_r}, model, "sweep"
+                )
+                points.append(point)
+            except Exception as error:  # one failing setting must not stop the sweep
+                notes.append(f"sweep FRoC-IN {setting} failed: {_one_line(error)}")
+    for delta_f in cfg.sweep_deltas_f:
+        for delta_r in cfg.sweep_deltas_r:
+            setting = f"delta_F={delta_f:g}, delta_R={delta_r:g}"
+            ctx.notify(f"FRoC-PRE {setting}")
+            try:
+                model, _ = _froc_pre(ctx, delta_f, delta_r)
+                point, _ = ctx.grid_point(
+                    "froc-pre", setting, {"delta_f": delta_f, "delta_r": delta_r}, model, "sweep"
+                )
+                points.append(point)
+            except Exception as error:
+                notes.append(f"sweep FRoC-PRE {setting} failed: {_one_line(error)}")
+    return points, notes
+
+
+def _summarise(config: CompareConfig, repeats: Sequence[RepeatResult]) -> list[MethodSummary]:
+    summaries: list[MethodSummary] = []
+    for name in config.selected_methods:
+        rows = [row for r in repeats for row in r.rows if row.method == name]
+        ok = [row for row in rows if row.ok]
+        mean: dict[str, float] = {}
+        sd: dict[str, float] = {}
+        keys = sorted({k for row in ok for k in row.metrics})
+        for key in keys:
+            values = np.array([row.metrics.get(key, math.nan) for row in ok], dtype=float)
+            mean[key] = float(values.mean())
+            sd[key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        summaries.append(
+            MethodSummary(
+                method=name,
+                label=METHODS[name].label,
+                runs=len(ok),
+                failures=len(rows) - len(ok),
+                reasons=tuple(row.reason or "" for row in rows if not row.ok),
+                settings=tuple(row.setting for row in ok),
+                mean=mean,
+                sd=sd,
+                meets_both=sum(row.meets_both for row in ok),
+                seconds=float(np.mean([row.seconds for row in rows])) if rows else math.nan,
+                cpu_seconds=float(np.mean([row.cpu_seconds for row in rows])) if rows else math.nan,
+            )
+        )
+    return summaries
+
+
+def compare_table(
+    frame: pd.DataFrame,
+    config: CompareConfig,
+    *,
+    source: str,
+    progress: CompareProgress = _silent,
+    command: str | None = None,
+) -> CompareResult:
+    """Run every selected method on ``config.repeats`` seeded splits of ``frame``."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    frame = frame.reset_index(drop=True)  # row labels = row positions, as read_table gives
+    prepared = prepare_data(frame, config.data, source=source)
+    device = resolve_device(config.train.device)
+    units = len(config.selected_methods) + (1 if config.sweep else 0)
+    steps = units * config.repeats
+    repeats = [
+        _run_repeat(frame, source, prepared, config, device, r, r * units, steps, progress)
+        for r in range(config.repeats)
+    ]
+    settings = {
+        "seeds": list(config.seeds),
+        "test_size": config.test_size,
+        "val_size": config.val_size,
+        "train": {**asdict(config.train), "device": str(device)},
+        "lambdas": list(config.lambdas),
+        "adv_epochs": config.adv_epochs,
+        "dir_repair_level": config.repair_level,
+        "methods": {name: METHODS[name].description for name in config.selected_methods},
+        "selection": "per grid method: best validation accuracy meeting both constraints, "
+        "else the smallest validation shortfall",
+        "transfer_source": f"plain {config.train.model}, seed + {_TRANSFER_SEED_OFFSET}",
+        "sweep": config.sweep,
+        "versions": environment_versions(),
+    }
+    return CompareResult(
+        source=source,
+        config=config,
+        label_column=prepared.label_column,
+        positive_value=prepared.positive_value,
+        protected_column=prepared.protected_column,
+        protected_values=prepared.protected_values,
+        repeats=tuple(repeats),
+        summaries=tuple(_summarise(config, repeats)),
+        settings=settings,
+        seconds=time.perf_counter() - started,
+        command=command,
+        cpu_seconds=time.process_time() - cpu_started,
+    )
+
+
+def compare_file(
+    path: str | Path,
+    config: CompareConfig,
+    *,
+    progress: CompareProgress = _silent,
+    command: str | None = None,
+) -> CompareResult:
+    """Read ``path`` (CSV or parquet) and compare (see :func:`compare_table`)."""
+    frame = read_table(path)
+    return compare_table(frame, config, source=str(path), progress=progress, command=command)
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown report
+# --------------------------------------------------------------------------------------------
+
+COLUMN_TITLES: dict[str, str] = {
+    "accuracy": "accuracy",
+    "bias_score": "S_B",
+    "robustness_fgsm": "S_R FGSM",
+    "robustness_pgd": "S_R PGD",
+    "transfer_fgsm": "S_R FGSM transfer",
+    "transfer_pgd": "S_R PGD transfer",
+    "majority_floor": "majority floor",
+}
+
+
+def format_mean_sd(summary: MethodSummary, key: str, digits: int = 3) -> str:
+    """``0.812`` or ``0.812 ± 0.004`` (with repeats)."""
+    value = summary.mean.get(key)
+    if value is None:
+        return "n/a"
+    text = format_number(value, digits)
+    if summary.runs > 1 and text != "n/a":
+        text += f" ± {format_number(summary.sd.get(key), digits)}"
+    return text
+
+
+def both_met_text(summary: MethodSummary) -> str:
+    """``yes`` / ``no`` (one seed) or ``k/n`` seeds."""
+    if summary.runs == 0:
+        return "failed"
+    if summary.runs == 1 and summary.failures == 0:
+        return "yes" if summary.meets_both else "no"
+    return f"{summary.meets_both}/{summary.runs + summary.failures}"
+
+
+def render_compare_markdown(result: CompareResult, *, plot: str | None = None) -> str:
+    """A markdown report: the table, every grid point, settings and the command."""
+    cfg = result.config
+    lines = [f"## froc compare: `{result.source}`", ""]
+    if result.command:
+        lines += ["Command:", "", "```sh", result.command, "```", ""]
+    lines += [
+        f"Protected group a=0: `{result.protected_column}` in "
+        f"{{{', '.join(result.protected_values)}}}; label `{result.label_column}`, favourable "
+        f"`{result.positive_value}`. Constraints: S_B <= {cfg.delta_f:g} (delta_F) and "
+        f"S_R(PGD, white-box) >= {cfg.delta_r:g} (delta_R), on the test split. "
+        f"Seeds {', '.join(map(str, cfg.seeds))}"
+        + (" (mean ± sd)" if cfg.repeats > 1 else "")
+        + ".",
+        "",
+        "| method | setting | "
+        + " | ".join(COLUMN_TITLES[k] for k in TABLE_METRICS)
+        + " | both met | wall (s) | CPU (s) |",
+        "|---|---|" + "---|" * len(TABLE_METRICS) + "---|---|---|",
+    ]
+    for summary in result.summaries:
+        settings = "; ".join(dict.fromkeys(summary.settings)) or "-"
+        if summary.runs == 0:
+            reason = "; ".join(dict.fromkeys(summary.reasons))
+            lines.append(
+                f"| {summary.label} | failed: {reason} | "
+                + " | ".join("n/a" for _ in TABLE_METRICS)
+                + f" | failed | {summary.seconds:.1f} | {summary.cpu_seconds:.1f} |"
+            )
+            continue
+        cells = [format_mean_sd(summary, k) for k in TABLE_METRICS]
+        lines.append(
+            f"| {summary.label} | {settings} | "
+            + " | ".join(cells)
+            + f" | {both_met_text(summary)} | {summary.seconds:.1f} | {summary.cpu_seconds:.1f} |"
+        )
+    failures = [
+        (row.label, row.seed, row.reason) for r in result.repeats for row in r.rows if not row.ok
+    ]
+    if failures:
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- {label} (seed {seed}): {reason}" for label, seed, reason in failures]
+    if plot:
+        lines += ["", f"![accuracy over the (S_R, S_B) plane]({plot})"]
+    grid = [p for r in result.repeats for p in r.grid]
+    if grid:
+        lines += [
+            "",
+            "### Every setting tried (test figures; chosen on validation)",
+            "",
+            "| method | seed | kind | setting | val. acc. | val. S_B | val. S_R PGD | accuracy | "
+            "S_B | S_R FGSM | S_R PGD | S_R PGD transfer | chosen |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for p in grid:
+            v, t = p.validation, p.test
+            lines.append(
+                f"| {METHODS[p.method].label if p.method in METHODS else p.method} | {p.seed} | "
+                f"{p.kind} | {p.setting} | {format_number(v.get('accuracy'), 3)} | "
+                f"{format_number(v.get('bias_score'), 3)} | "
+                f"{format_number(v.get('robustness_pgd'), 3)} | "
+                f"{format_number(t.get('accuracy'), 3)} | {format_number(t.get('bias_score'), 3)}"
+                f" | {format_number(t.get('robustness_fgsm'), 3)} | "
+                f"{format_number(t.get('robustness_pgd'), 3)} | "
+                f"{format_number(t.get('transfer_pgd'), 3)} | {'yes' if p.chosen else ''} |"
+            )
+    notes = [f"seed {r.seed}: {n}" for r in result.repeats for n in r.notes]
+    counts = result.repeats[0].counts if result.repeats else {}
+    versions = ", ".join(f"{k} {v}" for k, v in result.settings["versions"].items())
+    train = result.settings["train"]
+    lines += [
+        "",
+        "### Settings",
+        "",
+        f"- Threat model: {cfg.threat.describe()}; transfer attacks crafted on "
+        f"{result.settings['transfer_source']}",
+        f"- Target: {train['model']}, {train['epochs']} epochs, Adam lr {train['lr']:g}, "
+        f"batch {train['batch_size'] or 'full'}; device {train['device']}",
+        f"- Rows (first seed): {', '.join(f'{k} {v}' for k, v in counts.items())}",
+        f"- Sequential lambda grid: {', '.join(_format_lambda(v) for v in cfg.lambdas)}; "
+        f"FbR adversarial fine-tuning {cfg.adv_epochs} epochs; DIR repair level "
+        f"{cfg.repair_level:g}",
+        f"- Selection: {result.settings['selection']}",
+        f"- Versions: {versions}",
+        f"- Wall time: {result.seconds:.1f} s; CPU time of the process (all threads): "
+        f"{result.cpu_seconds:.1f} s",
+    ]
+    lines += [f"- Note: {n}" for n in notes]
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,1075 @@
+"""FRoC-IN (Section 5): train with the loss of eq. 10, with given lambdas or searched for deltas.
+
+The loss is BCE + lambda_F * F + lambda_R * R (eq. 10), where F is the relaxed statistical-parity
+gap |sum_i c_i M_c(x_i)| with the constants c_i of eq. 14 (over each batch; full batch by
+default) and R is the BCE on FGSM or PGD examples regenerated from the current parameters at
+every step (eq. 15). Training is :func:`froc_cli._training.train_model`, the one loop; this
+module adds the validation split, checkpoint selection, early stopping and the lambda search.
+
+Lambda search (``delta_f`` / ``delta_r`` given, the matching lambda not given)
+----------------------------------------------------------------------------
+All choices use a validation split carved from the training part (never the test split).
+
+1. *Targets.* The search aims at ``S_B <= delta_F - m_F`` and ``S_R(PGD) >= delta_R + m_R``
+   on validation, where the margins are ``margin`` binomial standard errors of the validation
+   estimates (sized from the validation split's group sizes and base rates, S_R at 1/2; about
+   0.01 and 0.006 on Adult), so that a choice made at the edge of a threshold on validation
+   still tends to meet it on unseen rows.
+2. *Start.* One fit from scratch with the free lambdas at 0 (``epochs`` epochs; a plain fit is
+   cheap because no attack runs).
+3. *Fairness, then robustness, alternating.* While a target is missed, the lambda of that
+   target is raised geometrically (x2 from 0.25 for lambda_F and 0.1 for lambda_R, up to 16 and
+   8, giving up after two steps without progress) until the target is met, then bisected
+   (geometric mean) between the last missing and the first meeting value, ``bisect_steps``
+   times. The other lambda stays fixed meanwhile. Fairness goes first because fits without the
+   attack are cheap and adversarial training hardly moves S_B; raising lambda_R can push S_B up
+   again, so the two are revisited in turn (at most ``rounds`` rounds) until one setting meets
+   both. When the smallest weight that meets a target already gives a degenerate model (step
+   5), the search stops: more weight on either term only pushes further toward a constant.
+4. *Warm starts and early stopping.* Every fit after the first starts from the previous fit's
+   selected model and runs at most ``warm_epochs`` epochs. Every ``eval_every`` epochs the model
+   is scored on validation (accuracy, S_B, S_R under PGD, and the loss of eq. 10 at the fit's
+   lambdas); the checkpoint with the smallest validation loss is kept, and a fit stops after
+   ``patience`` scorings without a smaller one. Thresholds are compared once per fit, on its
+   kept checkpoint: S_B swings from checkpoint to checkpoint, and picking the checkpoint that
+   happens to meet a threshold on validation would mostly pick noise.
+5. *Choice.* Among all fits, the most accurate model meeting both targets (then: both
+   thresholds) on validation is returned with its lambdas. A degenerate model never counts as
+   meeting anything: one whose rarer decision goes to fewer than 5% of rows, or whose accuracy
+   is not above the majority-class floor by 2 binomial standard errors (a constant model has
+   S_B = 0 and S_R = the floor, so it would "meet" many thresholds). When no fit meets both
+   thresholds, the result is infeasible and carries the closest point (smallest total
+   violation, non-degenerate first). The search stops starting fits after ``search_budget_s``
+   seconds or ``max_trials`` fits.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import _metrics as m
+from ._artifact import save_model
+from ._audit import ProgressCallback, check_gate, check_group_sizes, split_prepared
+from ._config import AttackKind, DataSpec, Objective, ThreatModel, TrainConfig
+from ._dataset import PreparedData, prepare_data
+from ._encoder import TabularEncoder
+from ._errors import InputError
+from ._evaluate import Evaluation, attack_decisions, evaluate_decisions
+from ._models import TabularNet, build_model
+from ._split import split_indices
+from ._training import EpochStats, fairness_gap, predict_logits, train_model
+from ._version import environment_versions
+from ._workspace import EncodedRows
+from .attacks import FeatureSpace, make_attack
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_EPOCHS",
+    "EpochProgress",
+    "FitOutcome",
+    "FrocInConfig",
+    "TrainInConfig",
+    "TrainInResult",
+    "Trial",
+    "ValidationScore",
+    "above_floor",
+    "carve_validation",
+    "fit_froc_in",
+    "frame_fingerprint",
+    "save_train_in_model",
+    "score_validation",
+    "train_in_table",
+]
+
+# Mini-batches of 1024: a PGD-10 epoch costs about the same at any batch size (every row is
+# attacked once), but 1024-row batches make ~25 optimiser steps an epoch instead of one, and
+# FRoC-IN on Adult is about converged after 60-80 such epochs (full batch: still rising at 200).
+DEFAULT_EPOCHS = 80
+DEFAULT_BATCH_SIZE = 1024
+LAMBDA_F_CAP = 16.0
+LAMBDA_R_CAP = 8.0
+START_LAMBDA_F = 0.25
+START_LAMBDA_R = 0.1
+# A model whose rarer decision goes to fewer than this share of rows is "near constant".
+NEAR_CONSTANT_SHARE = 0.05
+# A useful model beats the majority-class floor by at least this many binomial standard errors
+# of the floor on the rows it is scored on (about 0.011 on Adult's validation split, 0.033 on
+# COMPAS's): a model within that distance of a constant one is no evidence of a classifier.
+FLOOR_Z = 2.0
+_ATTACK_CHUNK = 65_536
+
+Verdict = Literal["met", "test_failed", "infeasible", "degenerate", "unconstrained"]
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class FrocInConfig:
+    """How FRoC-IN trains: lambdas or thresholds, the attack, training and search settings.
+
+    A lambda that is given is used as is; a threshold (``delta_f``: S_B <= delta_f,
+    ``delta_r``: S_R(PGD) >= delta_r) whose lambda is not given makes that lambda searched
+    (see the module docstring). A term with neither weighs 0.
+    """
+
+    lambda_f: float | None = None
+    lambda_r: float | None = None
+    delta_f: float | None = None
+    delta_r: float | None = None
+    attack: AttackKind = "pgd"
+    threat: ThreatModel = field(default_factory=ThreatModel)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SIZE)
+    )
+    val_size: float = 0.2
+    eval_every: int = 5
+    patience: int = 6
+    warm_epochs: int = 40
+    margin: float = 1.0
+    bisect_steps: int = 2
+    rounds: int = 3
+    max_trials: int = 16
+    search_budget_s: float = 240.0
+    trace: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("lambda_f", "lambda_r"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise InputError(f"--{name.replace('_', '-')} {value}: expected a number >= 0")
+        for name in ("delta_f", "delta_r"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise InputError(f"--{name.replace('_', '-')} {value}: expected a number in [0, 1]")
+        if all(
+            getattr(self, name) is None for name in ("lambda_f", "lambda_r", "delta_f", "delta_r")
+        ):
+            raise InputError(
+                "give --lambda-f/--lambda-r (weights of eq. 10) or --delta-f/--delta-r "
+                "(thresholds to search the weights for)"
+            )
+        if self.attack not in ("fgsm", "pgd"):
+            raise InputError(f"--attack {self.attack}: expected fgsm or pgd")
+        if not 0.0 < self.val_size < 1.0:
+            raise InputError(f"--val-size {self.val_size}: expected a fraction in (0, 1)")
+        if self.eval_every < 1:
+            raise InputError(f"--eval-every {self.eval_every}: expected at least 1")
+        if self.patience < 0:
+            raise InputError(f"--patience {self.patience}: expected 0 (off) or more")
+        if self.warm_epochs < 1:
+            raise InputError(f"--warm-epochs {self.warm_epochs}: expected at least 1")
+        if self.margin < 0:
+            raise InputError(f"--margin {self.margin}: expected 0 or more standard errors")
+        if self.search_budget_s <= 0 or self.max_trials < 1:
+            raise InputError("--search-budget: expected a positive number of seconds")
+
+    @property
+    def free_f(self) -> bool:
+        """lambda_F is searched."""
+        return self.delta_f is not None and self.lambda_f is None
+
+    @property
+    def free_r(self) -> bool:
+        """lambda_R is searched."""
+        return self.delta_r is not None and self.lambda_r is None
+
+    @property
+    def searching(self) -> bool:
+        """At least one lambda is searched."""
+        return self.free_f or self.free_r
+
+    @property
+    def constrained(self) -> bool:
+        """At least one threshold is given."""
+        return self.delta_f is not None or self.delta_r is not None
+
+
+@dataclass(frozen=True)
+class TrainInConfig:
+    """``froc train-in``: data roles, FRoC-IN settings and the held-out test fraction."""
+
+    data: DataSpec
+    froc: FrocInConfig
+    test_size: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_size < 1.0:
+            raise InputError(f"--test-size {self.test_size}: expected a fraction in (0, 1)")
+
+
+@dataclass(frozen=True)
+class ValidationScore:
+    """A model scored on the validation rows (decisions at logit > 0, PGD of the threat model).
+
+    ``rarer_share`` is the share of rows given the rarer decision; ``objective`` is eq. 10 on
+    the validation rows with the lambdas of the fit that produced the model.
+    """
+
+    accuracy: float
+    majority_floor: float
+    bias_score: float
+    robustness_pgd: float
+    rarer_share: float
+    bce: float
+    fairness: float
+    robustness_loss: float
+    objective: float
+    n_rows: int
+    n_protected: int
+    n_unprotected: int
+    favourable_rate_protected: float
+    favourable_rate_unprotected: float
+
+    @property
+    def near_constant(self) -> bool:
+        """Decisions (almost) all one class: the rarer decision goes to fewer than 5% of rows
+        (or half the rarer label's share, when that is smaller)."""
+        return self.rarer_share < min(NEAR_CONSTANT_SHARE, (1.0 - self.majority_floor) / 2)
+
+    @property
+    def below_floor(self) -> bool:
+        """Accuracy not clearly above the majority-class floor (see :func:`above_floor`)."""
+        return not above_floor(self.accuracy, self.majority_floor, self.n_rows)
+
+    @property
+    def degenerate(self) -> bool:
+        """Near constant or no better than the majority floor: never a success."""
+        return self.near_constant or self.below_floor
+
+    def bias_se(self) -> float:
+        """Binomial standard error of S_B."""
+        p0, p1 = self.favourable_rate_protected, self.favourable_rate_unprotected
+        return math.sqrt(
+            p0 * (1 - p0) / max(self.n_protected, 1) + p1 * (1 - p1) / max(self.n_unprotected, 1)
+        )
+
+    def robustness_se(self) -> float:
+        """Binomial standard error of S_R."""
+        r = self.robustness_pgd
+        return math.sqrt(r * (1 - r) / max(self.n_rows, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Metrics and flags as a JSON-friendly dictionary."""
+        return {
+            **asdict(self),
+            "near_constant": self.near_constant,
+            "below_floor": self.below_floor,
+        }
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One fit of the search: its lambdas, where it started, and its selected checkpoint."""
+
+    index: int
+    lambda_f: float
+    lambda_r: float
+    warm_start: bool
+    epochs_run: int
+    best_epoch: int
+    seconds: float
+    score: ValidationScore
+    meets_targets: bool
+    meets_thresholds: bool
+    violation: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dictionary."""
+        out = asdict(self)
+        out["score"] = self.score.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class EpochProgress:
+    """What a live progress display shows after each epoch."""
+
+    trial: int
+    lambda_f: float
+    lambda_r: float
+    epoch: int
+    epochs: int
+    accuracy: float | None
+    bias_score: float | None
+    robustness_pgd: float | None
+
+
+@dataclass
+class FitOutcome:
+    """The chosen model, its lambdas, the search path and the trace."""
+
+    model: TabularNet
+    lambda_f: float
+    lambda_r: float
+    mode: Literal["given", "search"]
+    chosen: Trial
+    trials: list[Trial]
+    feasible: bool
+    targets: dict[str, float | None]
+    trace: list[dict[str, float]]
+    seconds: float
+
+
+@dataclass
+class _Context:
+    """Everything a fit needs besides the model and the lambdas."""
+
+    config: FrocInConfig
+    fit: EncodedRows
+    val: EncodedRows
+    space: FeatureSpace
+    target_f: float | None
+    target_r: float | None
+    on_epoch: Callable[[EpochProgress], None] | None
+    trials: list[Trial] = field(default_factory=list)
+    states: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    trace: list[dict[str, float]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _attack_in_chunks(
+    attack: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
+    return torch.cat(
+        [
+            attack(x[i : i + _ATTACK_CHUNK], y[i : i + _ATTACK_CHUNK])
+            for i in range(0, x.shape[0], _ATTACK_CHUNK)
+        ]
+    )
+
+
+def score_validation(
+    model: nn.Module,
+    rows: EncodedRows,
+    space: FeatureSpace,
+    threat: ThreatModel,
+    objective: Objective,
+) -> ValidationScore:
+    """Score ``model`` on ``rows``: accuracy, S_B, S_R under PGD and eq. 10's terms.
+
+    R uses the training attack of ``objective`` (the PGD examples when it is PGD).
+    """
+    was_training = model.training
+    model.eval()
+    logits = predict_logits(model, rows.x)
+    pgd = make_attack("pgd", model, space, threat)
+    x_pgd = _attack_in_chunks(pgd, rows.x, rows.y)
+    if objective.attack == "pgd":
+        x_train_attack = x_pgd
+    else:
+        x_train_attack = _attack_in_chunks(
+            make_attack(objective.attack, model, space, objective.threat), rows.x, rows.y
+        )
+    logits_pgd = predict_logits(model, x_pgd)
+    logits_adv = logits_pgd if x_train_attack is x_pgd else predict_logits(model, x_train_attack)
+    with torch.no_grad():
+        bce = float(F.binary_cross_entropy_with_logits(logits, rows.y))
+        fairness = float(fairness_gap(torch.sigmoid(logits), rows.a))
+        robustness_loss = float(F.binary_cross_entropy_with_logits(logits_adv, rows.y))
+    model.train(was_training)
+    y = rows.y.cpu().numpy().astype(np.int8)
+    a = rows.a_numpy.astype(np.int8)
+    pred = (logits > 0).cpu().numpy().astype(np.int8)
+    pred_pgd = (logits_pgd > 0).cpu().numpy().astype(np.int8)
+    positive_share = float(pred.mean()) if len(pred) else 0.0
+    return ValidationScore(
+        accuracy=m.accuracy(pred, y),
+        majority_floor=m.majority_floor(y),
+        bias_score=m.bias_score(pred, a),
+        robustness_pgd=m.robustness_score(pred_pgd, y),
+        rarer_share=min(positive_share, 1.0 - positive_share),
+        bce=bce,
+        fairness=fairness,
+        robustness_loss=robustness_loss,
+        objective=bce + objective.lambda_f * fairness + objective.lambda_r * robustness_loss,
+        n_rows=len(y),
+        n_protected=int((a == 0).sum()),
+        n_unprotected=int((a == 1).sum()),
+        favourable_rate_protected=m.favourable_rate(pred, a, 0),
+        favourable_rate_unprotected=m.favourable_rate(pred, a, 1),
+    )
+
+
+def _violation(score: ValidationScore, target_f: float | None, target_r: float | None) -> float:
+    """Total amount by which ``score`` misses the targets (0: met); degenerate adds 1."""
+    total = 0.0
+    if target_f is not None:
+        total += max(0.0, score.bias_score - target_f)
+    if target_r is not None:
+        total += max(0.0, target_r - score.robustness_pgd)
+    return total + (1.0 if score.degenerate else 0.0)
+
+
+def _targets(config: FrocInConfig, score: ValidationScore) -> tuple[float | None, float | None]:
+    """Thresholds tightened by ``margin`` standard errors of the validation estimates."""
+    target_f = (
+        None
+        if config.delta_f is None
+        else max(0.0, config.delta_f - config.margin * score.bias_se())
+    )
+    target_r = (
+        None
+        if config.delta_r is None
+        else min(1.0, config.delta_r + config.margin * score.robustness_se())
+    )
+    return target_f, target_r
+
+
+def _rank(ctx: _Context, score: ValidationScore) -> tuple[int, float]:
+    """Checkpoint order (larger is better): meets the targets > meets the thresholds > misses.
+
+    Among models meeting, the more accurate; among the others, the smaller violation. Without
+    thresholds, the smaller validation objective (eq. 10).
+    """
+    config = ctx.config
+    if not config.constrained:
+        return 0, -score.objective
+    if _violation(score, ctx.target_f, ctx.target_r) == 0.0:
+        return 2, score.accuracy
+    if _violation(score, config.delta_f, config.delta_r) == 0.0:
+        return 1, score.accuracy
+    return 0, -_violation(score, config.delta_f, config.delta_r)
+
+
+def _run_fit(
+    ctx: _Context,
+    model: TabularNet,
+    lambda_f: float,
+    lambda_r: float,
+    epochs: int,
+    warm_start: bool,
+) -> Trial:
+    """Train ``model`` in place at (lambda_F, lambda_R) for up to ``epochs`` epochs with
+    validation scoring, early stopping and best-checkpoint selection; record the trial."""
+    config = ctx.config
+    index = len(ctx.trials)
+    objective = Objective(
+        lambda_f=lambda_f, lambda_r=lambda_r, attack=config.attack, threat=config.threat
+    )
+    started = time.perf_counter()
+    best: dict[str, Any] = {}
+    stale = 0
+    epochs_run = 0
+
+    def callback(stats: EpochStats, net: nn.Module) -> bool:
+        nonlocal stale, epochs_run
+        epochs_run = stats.epoch + 1
+        due = epochs_run % config.eval_every == 0 or epochs_run == epochs
+        score = (
+            score_validation(net, ctx.val, ctx.space, config.threat, objective)
+            if due or config.trace
+            else None
+        )
+        if config.trace:
+            ctx.trace.append(_trace_row(index, lambda_f, lambda_r, stats, score))
+        if ctx.on_epoch is not None:
+            ctx.on_epoch(
+                EpochProgress(
+                    trial=index,
+                    lambda_f=lambda_f,
+                    lambda_r=lambda_r,
+                    epoch=epochs_run,
+                    epochs=epochs,
+                    accuracy=None if score is None else score.accuracy,
+                    bias_score=None if score is None else score.bias_score,
+                    robustness_pgd=None if score is None else score.robustness_pgd,
+                )
+            )
+        if not due or score is None:
+            return False
+        # Within a fit the checkpoint is the one with the smallest validation objective (eq. 10
+        # at this fit's lambdas): smooth and little affected by the noise of S_B and S_R, so the
+        # thresholds are compared once per fit, not once per checkpoint (fewer chances to pick
+        # a lucky checkpoint on validation).
+        rank = (0, -score.objective)
+        if not best or rank > best["rank"]:
+            best.update(
+                rank=rank, score=score, epoch=epochs_run, state=copy.deepcopy(net.state_dict())
+            )
+            stale = 0
+        else:
+            stale += 1
+        return bool(config.patience and stale >= config.patience)
+
+    train_model(
+        model,
+        ctx.fit.x,
+        ctx.fit.y,
+        ctx.fit.a,
+        objective=objective,
+        config=config.train,
+        space=ctx.space,
+        epochs=epochs,
+        callback=callback,
+        trace_gradients=config.trace,
+    )
+    model.load_state_dict(best["state"])
+    model.eval()
+    score = best["score"]
+    trial = Trial(
+        index=index,
+        lambda_f=lambda_f,
+        lambda_r=lambda_r,
+        warm_start=warm_start,
+        epochs_run=epochs_run,
+        best_epoch=best["epoch"],
+        seconds=time.perf_counter() - started,
+        score=score,
+        meets_targets=_violation(score, ctx.target_f, ctx.target_r) == 0.0,
+        meets_thresholds=_violation(score, config.delta_f, config.delta_r) == 0.0,
+        violation=_violation(score, config.delta_f, config.delta_r),
+    )
+    ctx.trials.append(trial)
+    ctx.states.append(best["state"])
+    return trial
+
+
+def _trace_row(
+    trial: int,
+    lambda_f: float,
+    lambda_r: float,
+    stats: EpochStats,
+    score: ValidationScore | None,
+) -> dict[str, float]:
+    nan = math.nan
+    return {
+        "trial": trial,
+        "lambda_f": lambda_f,
+        "lambda_r": lambda_r,
+        "epoch": stats.epoch + 1,
+        "loss": stats.loss,
+        "bce": stats.bce,
+        "fairness": stats.fairness,
+        "robustness": stats.robustness,
+        "grad_angle_deg": nan if stats.grad_angle is None else stats.grad_angle,
+        "val_accuracy": nan if score is None else score.accuracy,
+        "val_bias_score": nan if score is None else score.bias_score,
+        "val_robustness_pgd": nan if score is None else score.robustness_pgd,
+    }
+
+
+class _Search:
+    """The delta-driven lambda search of the module docstring."""
+
+    def __init__(self, ctx: _Context, model: TabularNet) -> None:
+        self.ctx = ctx
+        self.model = model
+        config = ctx.config
+        self.lambda_f = 0.0 if config.free_f else float(config.lambda_f or 0.0)
+        self.lambda_r = 0.0 if config.free_r else float(config.lambda_r or 0.0)
+
+    def out_of_budget(self) -> bool:
+        config = self.ctx.config
+        return (
+            len(self.ctx.trials) >= config.max_trials
+            or time.perf_counter() - self.ctx.started >= config.search_budget_s
+        )
+
+    def fit(self, lambda_f: float, lambda_r: float) -> Trial:
+        """Warm-started fit from the previous fit's selected model."""
+        return _run_fit(
+            self.ctx, self.model, lambda_f, lambda_r, self.ctx.config.warm_epochs, warm_start=True
+        )
+
+    def meets_f(self, trial: Trial) -> bool:
+        return self.ctx.target_f is None or trial.score.bias_score <= self.ctx.target_f
+
+    def meets_r(self, trial: Trial) -> bool:
+        return self.ctx.target_r is None or trial.score.robustness_pgd >= self.ctx.target_r
+
+    def solve(self, which: Literal["f", "r"], trial: Trial) -> Trial:
+        """Raise lambda_<which> geometrically until its target is met, then bisect.
+
+        The ramp gives up at the cap, or when two steps in a row bring the metric no closer to
+        its target than the best step so far (a plateau: a larger weight will not help).
+        """
+        meets = self.meets_f if which == "f" else self.meets_r
+        cap = LAMBDA_F_CAP if which == "f" else LAMBDA_R_CAP
+        current = self.lambda_f if which == "f" else self.lambda_r
+        low = current
+        value = max(START_LAMBDA_F if which == "f" else START_LAMBDA_R, current * 2)
+
+        def fit_at(v: float) -> Trial:
+            if which == "f":
+                return self.fit(v, self.lambda_r)
+            return self.fit(self.lambda_f, v)
+
+        def closeness(t: Trial) -> float:
+            score = t.score
+            return -score.bias_score if which == "f" else score.robustness_pgd
+
+        best = closeness(trial)
+        stalled = 0
+        high: float | None = None
+        high_state: tuple[Trial, dict[str, torch.Tensor]] | None = None
+        while value <= cap and stalled < 2 and not self.out_of_budget():
+            trial = fit_at(value)
+            self._set(which, value)
+            if meets(trial):
+                high = value
+                high_state = (trial, copy.deepcopy(self.model.state_dict()))
+                break
+            stalled = 0 if closeness(trial) > best else stalled + 1
+            best = max(best, closeness(trial))
+            low, value = value, value * 2
+        if high is None or high_state is None:
+            return trial
+        for _ in range(self.ctx.config.bisect_steps):
+            if self.out_of_budget() or high / max(low, 1e-12) < 1.3:
+                break
+            middle = math.sqrt(low * high) if low > 0 else high / 2
+            candidate = fit_at(middle)
+            if meets(candidate):
+                high = middle
+                high_state = (candidate, copy.deepcopy(self.model.state_dict()))
+            else:
+                low = middle
+        trial, state = high_state
+        self.model.load_state_dict(state)
+        self._set(which, high)
+        return trial
+
+    def _set(self, which: Literal["f", "r"], value: float) -> None:
+        if which == "f":
+            self.lambda_f = value
+        else:
+            self.lambda_r = value
+
+    def run(self) -> None:
+        """The start fit, then fairness and robustness in turn (module docstring, step 3)."""
+        ctx, config = self.ctx, self.ctx.config
+        trial = _run_fit(
+            ctx, self.model, self.lambda_f, self.lambda_r, config.train.epochs, warm_start=False
+        )
+        for _ in range(config.rounds):
+            if self.out_of_budget() or (self.meets_f(trial) and self.meets_r(trial)):
+                break
+            if config.free_f and not self.meets_f(trial):
+                trial = self.solve("f", trial)
+                if trial.score.degenerate:
+                    break  # the weight that meets the target already collapses the model
+            if config.free_r and not self.meets_r(trial) and not self.out_of_budget():
+                trial = self.solve("r", trial)
+                if trial.score.degenerate:
+                    break
+            stuck_f = not config.free_f and not self.meets_f(trial)
+            stuck_r = not config.free_r and not self.meets_r(trial)
+            if stuck_f or stuck_r:
+                break  # a fixed lambda's target is missed: no search move can help
+
+
+def _choose(ctx: _Context) -> int:
+    """Index of the chosen trial: the best rank over all trials (ties: the earlier)."""
+    ranks = [_rank(ctx, trial.score) for trial in ctx.trials]
+    return max(range(len(ranks)), key=lambda i: (ranks[i], -i))
+
+
+def fit_froc_in(
+    fit: EncodedRows,
+    val: EncodedRows,
+    encoder: TabularEncoder,
+    config: FrocInConfig,
+    *,
+    device: torch.device,
+    on_epoch: Callable[[EpochProgress], None] | None = None,
+) -> FitOutcome:
+    """Train a FRoC-IN model on ``fit`` choosing on ``val``: one fit with the given lambdas, or
+    the lambda search of the module docstring. Never looks at any test rows."""
+    started = time.perf_counter()
+    space = FeatureSpace.from_encoder(encoder, device)
+    model = build_model(
+        config.train.model, encoder.n_features, seed=config.train.seed, device=device
+    )
+    ctx = _Context(
+        config=config,
+        fit=fit,
+        val=val,
+        space=space,
+        target_f=None,
+        target_r=None,
+        on_epoch=on_epoch,
+        started=started,
+    )
+    # The margins are sized from the validation split's group sizes and base rates, before any
+    # fit, so every checkpoint is ranked against the same targets.
+    ctx.target_f, ctx.target_r = _targets(config, _base_rate_score(val))
+    if config.searching:
+        _Search(ctx, model).run()
+        index = _choose(ctx)
+        mode: Literal["given", "search"] = "search"
+    else:
+        _run_fit(
+            ctx,
+            model,
+            float(config.lambda_f or 0.0),
+            float(config.lambda_r or 0.0),
+            config.train.epochs,
+            warm_start=False,
+        )
+        index = 0
+        mode = "given"
+    chosen = ctx.trials[index]
+    model.load_state_dict(ctx.states[index])
+    model.eval()
+    return FitOutcome(
+        model=model,
+        lambda_f=chosen.lambda_f,
+        lambda_r=chosen.lambda_r,
+        mode=mode,
+        chosen=chosen,
+        trials=list(ctx.trials),
+        feasible=chosen.meets_thresholds and not chosen.score.degenerate,
+        targets={"bias_score": ctx.target_f, "robustness_pgd": ctx.target_r},
+        trace=list(ctx.trace),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _base_rate_score(rows: EncodedRows) -> ValidationScore:
+    """A stand-in score for sizing the margins: group rates = the label's base rates, S_R = 1/2
+    (the largest binomial variance)."""
+    y = rows.y.cpu().numpy()
+    a = rows.a_numpy
+    rate0 = float(y[a == 0].mean()) if (a == 0).any() else 0.5
+    rate1 = float(y[a == 1].mean()) if (a == 1).any() else 0.5
+    return ValidationScore(
+        accuracy=math.nan,
+        majority_floor=math.nan,
+        bias_score=math.nan,
+        robustness_pgd=0.5,
+        rarer_share=math.nan,
+        bce=math.nan,
+        fairness=math.nan,
+        robustness_loss=math.nan,
+        objective=math.nan,
+        n_rows=len(y),
+        n_protected=int((a == 0).sum()),
+        n_unprotected=int((a == 1).sum()),
+        favourable_rate_protected=rate0,
+        favourable_rate_unprotected=rate1,
+    )
+
+
+def carve_validation(
+    prepared: PreparedData, positions: np.ndarray, *, val_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split training ``positions`` into fit and validation positions (seeded, stratified by
+    label and group), checking the validation groups are not empty."""
+    inner_fit, inner_val = split_indices(
+        prepared.y[positions], prepared.a[positions], test_size=val_size, seed=seed
+    )
+    fit_pos, val_pos = positions[inner_fit], positions[inner_val]
+    check_group_sizes(prepared, prepared.a[val_pos], 1, "in the validation split")
+    return fit_pos, val_pos
+
+
+def _subset(rows: EncodedRows, within: np.ndarray) -> EncodedRows:
+    index = torch.as_tensor(within, device=rows.x.device)
+    return EncodedRows(
+        x=rows.x[index], y=rows.y[index], a=rows.a[index], positions=rows.positions[within]
+    )
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of a table's column names and cell values (independent of CSV vs parquet), so
+    a saved model can recognise the table it was trained on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    hashed = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False)
+    digest.update(np.ascontiguousarray(hashed.to_numpy(dtype=np.uint64)).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class TrainInResult:
+    """Everything ``froc train-in`` found, with what is needed to save and reproduce it."""
+
+    source: str
+    prepared: PreparedData
+    encoder: TabularEncoder
+    config: TrainInConfig
+    outcome: FitOutcome
+    validation: Evaluation
+    test: Evaluation
+    test_near_constant: bool
+    verdict: Verdict
+    rows: dict[str, int]
+    fingerprint: str
+    settings: dict[str, Any]
+    seconds: dict[str, float]
+
+    @property
+    def model(self) -> TabularNet:
+        """The chosen model."""
+        return self.outcome.model
+
+    @property
+    def passed(self) -> bool:
+        """True when the verdict is a success (exit 0)."""
+        return self.verdict in ("met", "unconstrained")
+
+    def gates(self) -> dict[str, Any]:
+        """Threshold checks on validation and test."""
+        froc = self.config.froc
+        out = {}
+        for name, evaluation in (("validation", self.validation), ("test", self.test)):
+            gate = check_gate(evaluation.metrics, delta_f=froc.delta_f, delta_r=froc.delta_r)
+            out[name] = {"passed": gate.passed, "checks": [vars(c) for c in gate.checks]}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dictionary (NaN becomes None)."""
+        froc = self.config.froc
+        outcome = self.outcome
+        return _clean(
+            {
+                "source": self.source,
+                "verdict": self.verdict,
+                "passed": self.passed,
+                "mode": outcome.mode,
+                "lambda_f": outcome.lambda_f,
+                "lambda_r": outcome.lambda_r,
+                "attack": froc.attack,
+                "thresholds": {"delta_f": froc.delta_f, "delta_r": froc.delta_r},
+                "validation_targets": outcome.targets,
+                "label": {
+                    "column": self.prepared.label_column,
+                    "favourable": self.prepared.positive_value,
+                },
+                "protected": {
+                    "column": self.prepared.protected_column,
+                    "group_a0": list(self.prepared.protected_values),
+                    "group_chosen_by_default": self.prepared.protected_group_defaulted,
+                },
+                "rows": self.rows,
+                "threat_model": {**asdict(froc.threat), "pgd_step_size": froc.threat.pgd_step_size},
+                "validation": {
+                    "metrics": self.validation.metrics,
+                    "near_constant": outcome.chosen.score.near_constant,
+                },
+                "test": {
+                    "metrics": self.test.metrics,
+                    "groups": self.test.groups,
+                    "near_constant": self.test_near_constant,
+                },
+                "gates": self.gates(),
+                "trials": [trial.to_dict() for trial in outcome.trials],
+                "chosen_trial": outcome.chosen.index,
+                "settings": self.settings,
+                "seconds": self.seconds,
+            }
+        )
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+def above_floor(accuracy: float, floor: float, n_rows: int) -> bool:
+    """True when ``accuracy`` beats the majority-class ``floor`` by ``FLOOR_Z`` binomial
+    standard errors of the floor over ``n_rows`` rows."""
+    margin = FLOOR_Z * math.sqrt(floor * (1.0 - floor) / max(n_rows, 1))
+    return accuracy >= floor + margin
+
+
+def _near_constant(decisions: np.ndarray, labels: np.ndarray) -> bool:
+    share = float(np.mean(decisions)) if len(decisions) else 0.0
+    minority = float(np.mean(labels)) if len(labels) else 0.5
+    limit = min(NEAR_CONSTANT_SHARE, min(minority, 1.0 - minority) / 2)
+    return min(share, 1.0 - share) < limit
+
+
+def _verdict(
+    config: FrocInConfig, outcome: FitOutcome, test: Evaluation, test_near_constant: bool
+) -> Verdict:
+    metrics = test.metrics
+    n_test = int(sum(group["rows"] for group in test.groups.values()))
+    degenerate = (
+        outcome.chosen.score.degenerate
+        or test_near_constant
+        or not above_floor(metrics["accuracy"], metrics["majority_floor"], n_test)
+    )
+    if degenerate:
+        return "degenerate"
+    if not config.constrained:
+        return "unconstrained"
+    if not outcome.feasible:
+        return "infeasible"
+    gate = check_gate(metrics, delta_f=config.delta_f, delta_r=config.delta_r)
+    return "met" if gate.passed else "test_failed"
+
+
+def train_in_table(
+    frame: pd.DataFrame,
+    config: TrainInConfig,
+    *,
+    source: str,
+    progress: ProgressCallback = _silent,
+    on_epoch: Callable[[EpochProgress], None] | None = None,
+) -> TrainInResult:
+    """FRoC-IN on a table: seeded train/test split (as ``froc audit``), a validation split
+    carved from the training part, the fit or search on it, then the held-out test scores."""
+    started = time.perf_counter()
+    froc = config.froc
+    seed = froc.train.seed
+    prepared = prepare_data(frame, config.data, source=source)
+    split = split_prepared(
+        prepared,
+        test_size=config.test_size,
+        seed=seed,
+        device=froc.train.device,
+        min_group_size=config.data.min_group_size,
+    )
+    train_pos = split.train.positions
+    fit_pos, val_pos = carve_validation(prepared, train_pos, val_size=froc.val_size, seed=seed)
+    within = np.searchsorted(train_pos, fit_pos), np.searchsorted(train_pos, val_pos)
+    fit, val = _subset(split.train, within[0]), _subset(split.train, within[1])
+    seconds = {"prepare": time.perf_counter() - started}
+    progress(
+        f"{source}: {prepared.n_rows} rows, label {prepared.label_column!r} (favourable "
+        f"{prepared.positive_value!r}), protected group {prepared.describe_protected_group()}; "
+        f"fit {len(fit)}, validation {len(val)}, test {len(split.test)} rows"
+    )
+    progress(
+        (
+            "searching lambda_F/lambda_R on the validation split"
+            if froc.searching
+            else f"training with lambda_F={froc.lambda_f or 0:g}, lambda_R={froc.lambda_r or 0:g}"
+        )
+        + f" ({froc.attack.upper()} examples, {froc.train.model}, {split.device})"
+    )
+    outcome = fit_froc_in(fit, val, split.encoder, froc, device=split.device, on_epoch=on_epoch)
+    seconds["fit"] = outcome.seconds
+
+    progress("scoring the chosen model on validation and the held-out test split (FGSM, PGD)")
+    mark = time.perf_counter()
+    space = FeatureSpace.from_encoder(split.encoder, split.device)
+    val_decisions = attack_decisions(outcome.model, val.x, val.y, val.a_numpy, space, froc.threat)
+    test_rows = split.test
+    test_decisions = attack_decisions(
+        outcome.model, test_rows.x, test_rows.y, test_rows.a_numpy, space, froc.threat
+    )
+    validation = evaluate_decisions(val_decisions, seed=seed)
+    test = evaluate_decisions(test_decisions, seed=seed)
+    near_constant_test = _near_constant(test_decisions.pred, test_decisions.y)
+    seconds["evaluate"] = time.perf_counter() - mark
+    seconds["total"] = time.perf_counter() - started
+    train_settings = asdict(froc.train)
+    train_settings["device"] = str(split.device)
+    return TrainInResult(
+        source=source,
+        prepared=prepared,
+        encoder=split.encoder,
+        config=config,
+        outcome=outcome,
+        validation=validation,
+        test=test,
+        test_near_constant=near_constant_test,
+        verdict=_verdict(froc, outcome, test, near_constant_test),
+        rows={
+            "total": prepared.n_rows,
+            "fit": len(fit),
+            "validation": len(val),
+            "test": len(split.test),
+            "dropped": prepared.dropped_rows,
+            "features": split.encoder.n_features,
+        },
+        fingerprint=frame_fingerprint(frame),
+        settings={
+            "seed": seed,
+            "test_size": config.test_size,
+            "val_size": froc.val_size,
+            "train": train_settings,
+            "search": {
+                key: getattr(froc, key)
+                for key in (
+                    "eval_every",
+                    "patience",
+                    "warm_epochs",
+                    "margin",
+                    "bisect_steps",
+                    "rounds",
+                    "max_trials",
+                    "search_budget_s",
+                )
+            },
+            "versions": environment_versions(),
+        },
+        seconds=seconds,
+    )
+
+
+def save_train_in_model(result: TrainInResult, path: str | os.PathLike[str]) -> Path:
+    """Write ``result``'s model as one ``.froc`` file (see :mod:`froc_cli._artifact`)."""
+    froc = result.config.froc
+    outcome = result.outcome
+    prepared = result.prepared
+    training = asdict(froc.train)
+    training["device"] = result.settings["train"]["device"]
+    info = {
+        "objective": {
+            "lambda_f": outcome.lambda_f,
+            "lambda_r": outcome.lambda_r,
+            "attack": froc.attack,
+            "mode": outcome.mode,
+        },
+        "threat_model": asdict(froc.threat),
+        "thresholds": {"delta_f": froc.delta_f, "delta_r": froc.delta_r},
+        "verdict": result.verdict,
+        "metrics": {"validation": result.validation.metrics, "test": result.test.metrics},
+        "protected_group_chosen_by_default": prepared.protected_group_defaulted,
+        "split": {
+            "seed": froc.train.seed,
+            "test_size": result.config.test_size,
+            "val_size": froc.val_size,
+            "fingerprint": result.fingerprint,
+            "source": result.source,
+            "rows": result.rows,
+        },
+        "training": {
+            **training,
+            "epochs_run": outcome.chosen.epochs_run,
+            "best_epoch": outcome.chosen.best_epoch,
+            "warm_start": outcome.chosen.warm_start,
+            "trials": len(outcome.trials),
+        },
+        "seed": froc.train.seed,
+        "versions": result.settings["versions"],
+    }
+    return save_model(
+        path,
+        outcome.model,
+        result.encoder,
+        model_spec=froc.train.model,
+        data_spec=result.config.data,
+        label_column=prepared.label_column,
+        positive_value=prepared.positive_value,
+        protected_column=prepared.protected_column,
+        protected_values=prepared.protected_values,
+        info=info,
+    )

@@ -1,0 +1,207 @@
+"""Writing FRoC-PRE's output table and its JSON manifest.
+
+The manifest records what was done to the data owner's file so that anyone can check it:
+
+* ``input`` / ``output``: path, sha256 of the bytes, rows, columns (``output`` is null when
+  the output was not written: constraints not met without ``--allow-partial``);
+* ``settings`` (every option, the seed, the device) and ``versions``;
+* ``flips``: each flipped row's input row position (``index``, 0-based, header excluded), old
+  and new label value, the fairness-accuracy influence I_FU that picked it (``influence``:
+  eq. 21 with first-principles signs, negative = predicted to lower the bias), its predicted
+  change of the soft bias ``delta_fairness`` and the ``round``;
+* ``additions``: each added row's position in the output (``output_row``), its source row's
+  input position (``source_index``), the attack that made it, eps, its accuracy influence
+  I_U (eq. 22) and the round;
+* ``trajectory``: the surrogate's validation S_B, S_R and accuracy at the start of every
+  round (the paper's Fig. 7), and the fresh targets' held-out figures.
+
+The split: a seeded held-out test split (``test_size``) and a validation split
+(``val_size`` of the rest) are never edited; flips and adversarial sources are editable rows
+only. The output holds every input row in order (flips applied), then the added rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._errors import InputError
+from ._froc_pre import PreprocessResult
+from ._io import TABLE_SUFFIXES, hash_file, write_table_atomic, write_text_atomic
+
+__all__ = [
+    "MANIFEST_FORMAT",
+    "ORIGIN_COLUMN",
+    "WrittenFiles",
+    "build_manifest",
+    "check_output_path",
+    "default_output_path",
+    "origin_column",
+    "write_preprocess_outputs",
+]
+
+MANIFEST_FORMAT = "froc-preprocess-manifest/1"
+ORIGIN_COLUMN = "froc_origin"
+
+
+@dataclass(frozen=True)
+class WrittenFiles:
+    """Paths written (None: not written) and the output's sha256."""
+
+    output: Path | None
+    manifest: Path | None
+    output_sha256: str | None
+
+
+def default_output_path(input_path: str | os.PathLike[str]) -> Path:
+    """``data.csv`` -> ``data.froc.csv`` beside the input."""
+    path = Path(input_path)
+    return path.with_name(f"{path.stem}.froc{path.suffix}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_path(
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    manifest_path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Refuse an output (or manifest) that is the input itself, or an unknown table suffix."""
+    source, target = Path(input_path), Path(output_path)
+    if target.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(f"--output {target}: expected a .csv or .parquet file name")
+    if _same_file(source, target):
+        raise InputError(f"--output {target}: is the input file; froc never overwrites its input")
+    if manifest_path is not None:
+        manifest = Path(manifest_path)
+        if _same_file(source, manifest) or _same_file(target, manifest):
+            raise InputError(f"--manifest {manifest}: is the input or the output file")
+
+
+def origin_column(result: PreprocessResult) -> pd.Series:
+    """``original``, ``flipped`` or ``adversarial:<source row>`` for every output row."""
+    n_input = result.rows["input"]
+    origin = ["original"] * n_input
+    for flip in result.flips:
+        origin[flip.index] = "flipped"
+    origin += [f"adversarial:{added.source_index}" for added in result.additions]
+    return pd.Series(origin, name=ORIGIN_COLUMN, dtype=object)
+
+
+def build_manifest(
+    result: PreprocessResult,
+    *,
+    input_path: str | os.PathLike[str],
+    input_sha256: str,
+    output_path: str | os.PathLike[str] | None,
+    output_sha256: str | None,
+    annotate: bool,
+) -> dict[str, Any]:
+    """The manifest dictionary (see the module docstring)."""
+    summary = result.to_dict()
+    columns = [str(c) for c in result.output.columns]
+    n_input = result.rows["input"]
+    output = None
+    if output_path is not None:
+        output = {
+            "path": str(output_path),
+            "sha256": output_sha256,
+            "rows": len(result.output),
+            "columns": [*columns, ORIGIN_COLUMN] if annotate else columns,
+        }
+    return {
+        "format": MANIFEST_FORMAT,
+        "input": {
+            "path": str(input_path),
+            "sha256": input_sha256,
+            "rows": n_input,
+            "columns": columns,
+        },
+        "output": output,
+        "met": result.met,
+        "reason": result.reason,
+        "chosen_round": result.chosen_round,
+        "seed": result.settings["seed"],
+        "settings": summary["settings"],
+        "versions": result.settings["versions"],
+        "label": summary["label"],
+        "protected": summary["protected"],
+        "rows": summary["rows"],
+        "flip_fraction": result.flip_fraction,
+        "augment_fraction": result.augment_fraction,
+        "target": summary["target"],
+        "baseline": summary["baseline"],
+        "trajectory": summary["trajectory"],
+        "flips": [asdict(flip) for flip in result.flips],
+        "additions": [
+            {"output_row": n_input + i, **asdict(added)}
+            for i, added in enumerate(result.additions)
+        ],
+        "seconds": summary["seconds"],
+    }
+
+
+def write_preprocess_outputs(
+    result: PreprocessResult,
+    *,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str] | None,
+    manifest_path: str | os.PathLike[str] | None,
+    annotate: bool = False,
+) -> WrittenFiles:
+    """Write the output table (when ``output_path``) and the manifest (when
+    ``manifest_path``), each atomically; the input is never overwritten."""
+    written: Path | None = None
+    digest: str | None = None
+    if output_path is not None:
+        check_output_path(input_path, output_path, manifest_path)
+        table = result.output
+        if annotate:
+            table = table.assign(**{ORIGIN_COLUMN: origin_column(result).to_numpy()})
+        written = write_table_atomic(table, output_path)
+        digest = hash_file(written)
+    manifest_written: Path | None = None
+    if manifest_path is not None:
+        manifest = build_manifest(
+            result,
+            input_path=input_path,
+            input_sha256=hash_file(input_path),
+            output_path=written,
+            output_sha256=digest,
+            annotate=annotate,
+        )
+        text = json.dumps(_jsonable(manifest), indent=2, allow_nan=False) + "\n"
+        manifest_written = write_text_atomic(text, manifest_path)
+    return WrittenFiles(output=written, manifest=manifest_written, output_sha256=digest)
+
+
+def _jsonable(value: Any) -> Any:
+    """Label values and numbers as JSON: numpy scalars to Python, NaN to None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

@@ -1,0 +1,296 @@
+"""Using a saved model (``.froc``): predictions for a table, and an audit without training."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ._artifact import ModelArtifact
+from ._audit import AuditConfig, AuditResult, ProgressCallback, check_group_sizes
+from ._config import DataSpec
+from ._dataset import prepare_data
+from ._device import resolve_device
+from ._encoder import CategoricalColumn, NumericColumn, TabularEncoder
+from ._errors import InputError
+from ._evaluate import attack_decisions, evaluate_decisions
+from ._froc_in import frame_fingerprint
+from ._split import split_indices
+from ._training import predict_logits
+from ._version import environment_versions
+from ._workspace import encode_rows
+from .attacks import FeatureSpace
+
+__all__ = [
+    "DECISION_COLUMN",
+    "PROBABILITY_COLUMN",
+    "Prediction",
+    "audit_saved_model",
+    "default_audit_spec",
+    "predict_table",
+    "unseen_categories",
+]
+
+PROBABILITY_COLUMN = "froc_proba"
+DECISION_COLUMN = "froc_decision"
+_MAX_LISTED = 8
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+def _listed(names: list[str] | tuple[str, ...]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_MAX_LISTED])
+    return shown + (f", ... ({len(names)} columns)" if len(names) > _MAX_LISTED else "")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The input table with the favourable-class probability and the decision appended (rows
+    in input order), and the rows whose categories the model never saw, per column."""
+
+    frame: pd.DataFrame
+    unseen: dict[str, int]
+
+
+def _check_columns(
+    frame: pd.DataFrame,
+    artifact: ModelArtifact,
+    *,
+    source: str,
+    model_name: str,
+    passthrough: tuple[str, ...],
+) -> None:
+    columns = [str(c) for c in frame.columns]
+    features = artifact.feature_columns
+    lacking = [c for c in features if c not in columns]
+    if lacking:
+        raise InputError(
+            f"{source}: lacks column(s) {_listed(lacking)} that model {model_name} reads "
+            f"(it reads {_listed(list(features))})"
+        )
+    known = {
+        *features,
+        artifact.label_column,
+        artifact.protected_column,
+        *artifact.data_spec.drop,
+        *passthrough,
+    }
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise InputError(
+            f"{source}: column(s) {_listed(unknown)} unknown to model {model_name} (trained on "
+            f"{_listed(list(features))}); pass --drop {unknown[0]} to carry such columns through "
+            "unchanged"
+        )
+    for name in (PROBABILITY_COLUMN, DECISION_COLUMN):
+        if name in columns:
+            raise InputError(
+                f"{source}: already has a column {name!r}; rename it before predicting"
+            )
+
+
+def _check_values(frame: pd.DataFrame, encoder: TabularEncoder, source: str) -> None:
+    for column in encoder.columns:
+        series = frame[column.name]
+        missing = np.flatnonzero(series.isna().to_numpy())
+        if missing.size:
+            rows = ", ".join(str(int(r)) for r in missing[:_MAX_LISTED])
+            raise InputError(
+                f"{source}: column {column.name!r} has {missing.size} missing value(s) at row "
+                f"{rows}{', ...' if missing.size > _MAX_LISTED else ''}; the model needs a value"
+            )
+        if isinstance(column, NumericColumn) and not (
+            pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        ):
+            parsed = pd.to_numeric(series, errors="coerce")
+            bad = np.flatnonzero(parsed.isna().to_numpy())
+            if bad.size:
+                raise InputError(
+                    f"{source}: non-numeric value {series.iloc[bad[0]]!r} in numeric column "
+                    f"{column.name!r} (row {int(bad[0])}); expected a number"
+                )
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def unseen_categories(frame: pd.DataFrame, encoder: TabularEncoder) -> dict[str, int]:
+    """Per categorical column, how many rows hold a category the model never saw (they encode
+    as none of the known categories)."""
+    counts: dict[str, int] = {}
+    for column in encoder.columns:
+        if isinstance(column, CategoricalColumn):
+            known = set(column.categories)
+            distinct = pd.Series(frame[column.name].unique()).to_numpy(dtype=object)
+            strays = [
+                v for v in distinct if (v.item() if isinstance(v, np.generic) else v) not in known
+            ]
+            if strays:
+                counts[column.name] = int(frame[column.name].isin(strays).sum())
+    return counts
+
+
+def predict_table(
+    frame: pd.DataFrame,
+    artifact: ModelArtifact,
+    *,
+    source: str,
+    model_name: str = "model",
+    passthrough: tuple[str, ...] = (),
+    device: str = "cpu",
+) -> Prediction:
+    """Append ``froc_proba`` (probability of the favourable label value) and ``froc_decision``
+    (1 = favourable, decided at probability > 0.5 as every froc metric) to ``frame``.
+
+    Columns the model reads must all be present; any other column must be the label, the
+    protected column, a column dropped at training, or named in ``passthrough``.
+    """
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    _check_columns(frame, artifact, source=source, model_name=model_name, passthrough=passthrough)
+    encoder = artifact.encoder
+    _check_values(frame, encoder, source)
+    features = frame[list(encoder.column_names)].copy()
+    for column in encoder.columns:
+        if isinstance(column, NumericColumn):
+            features[column.name] = pd.to_numeric(features[column.name])
+    try:
+        x = torch.as_tensor(encoder.encode(features), device=resolve_device(device))
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from exc
+    model = artifact.model.to(x.device)
+    logits = predict_logits(model, x)
+    proba = torch.sigmoid(logits).cpu().numpy().astype(np.float64)
+    frame[PROBABILITY_COLUMN] = proba
+    frame[DECISION_COLUMN] = (logits > 0).cpu().numpy().astype(np.int64)
+    return Prediction(frame=frame, unseen=unseen_categories(features, encoder))
+
+
+def _test_split_labels(frame: pd.DataFrame, artifact: ModelArtifact, source: str) -> np.ndarray:
+    """File row positions of the held-out test split the model was scored on (same split)."""
+    split = artifact.info.get("split", {})
+    prepared = prepare_data(frame, artifact.data_spec, source=source)
+    _, test_pos = split_indices(
+        prepared.y, prepared.a, test_size=float(split["test_size"]), seed=int(split["seed"])
+    )
+    return np.asarray(prepared.frame.index[test_pos])
+
+
+def audit_saved_model(
+    frame: pd.DataFrame,
+    artifact: ModelArtifact,
+    config: AuditConfig,
+    *,
+    source: str,
+    model_name: str,
+    progress: ProgressCallback = _silent,
+) -> AuditResult:
+    """Audit a saved model on ``frame`` (no training) with the threat model of ``config``.
+
+    The label is the model's; ``config.data`` gives the protected group, immutable columns and
+    cleaning. When ``frame`` is the very table the model was trained on (same fingerprint),
+    only its held-out test split is audited; otherwise every row is.
+    """
+    started = time.perf_counter()
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    encoder = artifact.encoder
+    lacking = [c for c in encoder.column_names if c not in frame.columns]
+    if lacking:
+        raise InputError(
+            f"{source}: lacks column(s) {_listed(lacking)} that model {model_name} reads"
+        )
+    spec = config.data
+    if spec.label is not None and spec.label != artifact.label_column:
+        raise InputError(
+            f"--label {spec.label!r}: model {model_name} predicts {artifact.label_column!r}"
+        )
+    if spec.positive is not None and spec.positive != artifact.positive_value:
+        raise InputError(
+            f"--positive {spec.positive!r}: model {model_name} predicts "
+            f"{artifact.label_column}={artifact.positive_value!r}"
+        )
+    unknown_immutable = [c for c in spec.immutable if c not in encoder.column_names]
+    if unknown_immutable:
+        raise InputError(
+            f"--immutable {_listed(unknown_immutable)}: not columns model {model_name} reads"
+        )
+    roles = {artifact.label_column, spec.protected, *encoder.column_names}
+    ignored = tuple(c for c in frame.columns if c not in roles)
+    spec = replace(
+        spec,
+        label=artifact.label_column,
+        positive=artifact.positive_value,
+        drop=tuple(dict.fromkeys((*spec.drop, *ignored))),
+    )
+    prepared = prepare_data(frame, spec, source=source)
+    scope = "every row"
+    positions = np.arange(prepared.n_rows)
+    fingerprint = artifact.info.get("split", {}).get("fingerprint")
+    if fingerprint and fingerprint == frame_fingerprint(frame):
+        test_labels = _test_split_labels(frame, artifact, source)
+        positions = np.flatnonzero(np.isin(np.asarray(prepared.frame.index), test_labels))
+        scope = "its held-out test split (this is the table it was trained on)"
+    check_group_sizes(prepared, prepared.a[positions], spec.min_group_size, "in the audited rows")
+    device = resolve_device(config.train.device)
+    audit_encoder = replace(encoder, immutable=tuple(spec.immutable) or encoder.immutable)
+    rows = encode_rows(prepared, audit_encoder, positions, device)
+    unseen = unseen_categories(prepared.frame.iloc[positions], encoder)
+    progress(
+        f"{source}: auditing model {model_name} on {scope} ({len(positions)} rows), protected "
+        f"group {prepared.describe_protected_group()}"
+        + (f"; unseen categories in {', '.join(unseen)}" if unseen else "")
+    )
+    model = artifact.model.to(device)
+    space = FeatureSpace.from_encoder(audit_encoder, device)
+    mark = time.perf_counter()
+    decisions = attack_decisions(model, rows.x, rows.y, rows.a_numpy, space, config.threat)
+    attack_seconds = time.perf_counter() - mark
+    evaluation = evaluate_decisions(
+        decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples
+    )
+    settings: dict[str, Any] = {
+        "seed": config.train.seed,
+        "scope": scope,
+        "train": {"device": str(device)},
+        "model_file": model_name,
+        "model_info": {
+            key: artifact.info.get(key) for key in ("objective", "verdict", "split", "versions")
+        },
+        "unseen_categories": unseen,
+        "bootstrap_resamples": config.n_resamples if config.ci else 0,
+        "versions": environment_versions(),
+    }
+    return AuditResult(
+        source=source,
+        mode="model",
+        model=f"saved model {model_name}: {artifact.describe()}, audited on {scope}",
+        label_column=prepared.label_column,
+        positive_value=prepared.positive_value,
+        protected_column=prepared.protected_column,
+        protected_values=prepared.protected_values,
+        protected_group_defaulted=prepared.protected_group_defaulted,
+        rows={
+            "total": prepared.n_rows,
+            "audited": len(positions),
+            "dropped": prepared.dropped_rows,
+            "features": encoder.n_features,
+        },
+        threat=config.threat,
+        evaluation=evaluation,
+        settings=settings,
+        seconds={"attack": attack_seconds, "total": time.perf_counter() - started},
+    )
+
+
+def default_audit_spec(artifact: ModelArtifact, **overrides: Any) -> DataSpec:
+    """The model's data spec with the given fields replaced (None leaves a field as saved)."""
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(artifact.data_spec, **changes)

@@ -1,0 +1,86 @@
+"""``froc predict``: a saved model's favourable-class probability and decision for each row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .._artifact import load_model
+from .._errors import InputError
+from .._io import read_table, write_table_atomic
+from .._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table
+from ._common import DataPath, Device, Drop, JsonFlag, Quiet, guarded, split_list, stdout_console
+
+__all__ = ["predict_command"]
+
+
+def predict_command(
+    model_file: Annotated[
+        Path, typer.Argument(help="Model file written by froc train-in -o.", show_default=False)
+    ],
+    data: DataPath,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Output table (.csv or .parquet).", show_default=False),
+    ],
+    drop: Drop = None,
+    device: Device = "cpu",
+    json_output: JsonFlag = False,
+    quiet: Quiet = False,
+) -> None:
+    """Append the favourable-class probability (froc_proba) and the decision (froc_decision,
+    1 = favourable) of a saved model to every row of DATA, in input order.
+
+    DATA must hold every column the model reads; other columns must be the label, the
+    protected column, columns dropped at training, or named with --drop (carried through).
+
+    Example: froc predict model.froc sample_data/synthetic.csv -o predictions.csv
+    """
+
+    def run() -> int:
+        if output.resolve() == data.resolve():
+            raise InputError(f"--output {output}: is the input file; froc never overwrites input")
+        artifact = load_model(model_file)
+        frame = read_table(data)
+        prediction = predict_table(
+            frame,
+            artifact,
+            source=str(data),
+            model_name=str(model_file),
+            passthrough=split_list(drop),
+            device=device,
+        )
+        written = write_table_atomic(prediction.frame, output)
+        decisions = prediction.frame[DECISION_COLUMN]
+        summary = {
+            "model_file": str(model_file),
+            "source": str(data),
+            "output": str(written),
+            "rows": len(decisions),
+            "favourable_decisions": int(decisions.sum()),
+            "label": {"column": artifact.label_column, "favourable": artifact.positive_value},
+            "columns_added": [PROBABILITY_COLUMN, DECISION_COLUMN],
+            "unseen_categories": prediction.unseen,
+        }
+        if prediction.unseen and not (quiet or json_output):
+            listed = ", ".join(f"{k} ({v} rows)" for k, v in prediction.unseen.items())
+            typer.echo(
+                f"froc: warning: categories the model never saw (encoded as none of the known "
+                f"ones) in {listed}",
+                err=True,
+            )
+        if json_output:
+            typer.echo(json.dumps(summary, indent=2))
+        else:
+            stdout_console().print(
+                f"wrote {written}: {summary['rows']} rows, {summary['favourable_decisions']} "
+                f"decided {artifact.label_column}={artifact.positive_value!r}; columns "
+                f"{PROBABILITY_COLUMN} (probability) and {DECISION_COLUMN} (1 = favourable)",
+                highlight=False,
+            )
+        return 0
+
+    guarded(run)

@@ -1,0 +1,362 @@
+"""``froc train-in``: FRoC-IN training (eq. 10), with given lambdas or searched for thresholds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .._config import DataSpec
+from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
+from .._froc_in import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    EpochProgress,
+    FrocInConfig,
+    TrainInConfig,
+    TrainInResult,
+    save_train_in_model,
+    train_in_table,
+)
+from .._io import TABLE_SUFFIXES, read_table, write_table_atomic
+from .._report import METRIC_LABELS, format_number
+from ._common import (
+    Attack,
+    AttackSpaceOpt,
+    AttackTargetOpt,
+    CatBudget,
+    DataPath,
+    DeltaF,
+    DeltaR,
+    Device,
+    Drop,
+    DropNa,
+    Eps,
+    Immutable,
+    JsonFlag,
+    Label,
+    LearningRate,
+    MinGroupSize,
+    PgdSteps,
+    Positive,
+    Protected,
+    ProtectedGroup,
+    Quiet,
+    Seed,
+    TargetModel,
+    data_spec,
+    guarded,
+    progress_printer,
+    stdout_console,
+    threat_model,
+    train_config,
+)
+
+__all__ = ["train_in_command"]
+
+_VERDICT_TEXT = {
+    "met": "[green]thresholds met[/] on validation and on the held-out test split",
+    "unconstrained": "[green]trained[/] with the given lambdas (no thresholds to check)",
+    "test_failed": "[red]thresholds met on validation but NOT on the held-out test split[/]",
+    "infeasible": "[red]INFEASIBLE[/]: no setting met both thresholds on validation; "
+    "the closest point found is shown",
+    "degenerate": "[red]DEGENERATE[/]: the model's decisions are (almost) all one class or "
+    "no better than the majority-class floor",
+}
+
+_METRICS = (
+    "accuracy",
+    "majority_floor",
+    "bias_score",
+    "robustness_fgsm",
+    "robustness_pgd",
+    "disparate_impact",
+)
+
+
+@contextmanager
+def _live_progress(enabled: bool) -> Iterator[Callable[[EpochProgress], None] | None]:
+    """A rich progress bar on stderr showing the fit, epoch, S_B and S_R as they come (only on
+    a terminal: piped stderr gets the one-line stage messages alone)."""
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("starting", total=1)
+    latest: dict[str, str] = {"bias": "-", "robust": "-", "acc": "-"}
+
+    def update(p: EpochProgress) -> None:
+        if p.bias_score is not None and p.robustness_pgd is not None and p.accuracy is not None:
+            latest.update(
+                bias=f"{p.bias_score:.3f}",
+                robust=f"{p.robustness_pgd:.3f}",
+                acc=f"{p.accuracy:.3f}",
+            )
+        progress.update(
+            task,
+            total=p.epochs,
+            completed=p.epoch,
+            description=(
+                f"fit {p.trial + 1} lambda_F={p.lambda_f:.3g} lambda_R={p.lambda_r:.3g} | "
+                f"validation S_B {latest['bias']} S_R {latest['robust']} acc {latest['acc']}"
+            ),
+        )
+
+    with progress:
+        yield update
+
+
+def _print_result(console: Console, result: TrainInResult, model_note: str) -> None:
+    froc = result.config.froc
+    outcome = result.outcome
+    given = "given" if outcome.mode == "given" else "chosen by the search"
+    table = Table(title=f"froc train-in: {result.source}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("threshold", justify="right")
+    table.add_column("validation", justify="right")
+    table.add_column("test", justify="right")
+    thresholds = {"bias_score": froc.delta_f, "robustness_pgd": froc.delta_r}
+    for key in _METRICS:
+        threshold = thresholds.get(key)
+        comparison = "<=" if key == "bias_score" else ">="
+        table.add_row(
+            METRIC_LABELS.get(key, key),
+            "" if threshold is None else f"{comparison} {threshold:g}",
+            format_number(result.validation.metrics.get(key)),
+            format_number(result.test.metrics.get(key)),
+        )
+    console.print(table)
+    console.print(
+        f"lambda_F = [bold]{outcome.lambda_f:.4g}[/], lambda_R = [bold]{outcome.lambda_r:.4g}[/]"
+        f" ({given}); training attack {froc.attack.upper()}",
+        highlight=False,
+    )
+    if outcome.mode == "search":
+        trials = Table(title="search path (validation)", title_justify="left")
+        for column in ("fit", "lambda_F", "lambda_R", "epochs", "acc", "S_B", "S_R PGD", "meets"):
+            trials.add_column(column, justify="right")
+        for trial in outcome.trials:
+            score = trial.score
+            flag = "yes" if trial.meets_thresholds else "no"
+            if score.degenerate:
+                flag = "degenerate"
+            marker = " *" if trial.index == outcome.chosen.index else ""
+            trials.add_row(
+                f"{trial.index + 1}{marker}",
+                f"{trial.lambda_f:.4g}",
+                f"{trial.lambda_r:.4g}",
+                f"{trial.best_epoch}/{trial.epochs_run}",
+                format_number(score.accuracy),
+                format_number(score.bias_score),
+                format_number(score.robustness_pgd),
+                flag,
+            )
+        console.print(trials)
+        targets = outcome.targets
+        console.print(
+            "search targets on validation (thresholds tightened by "
+            f"{froc.margin:g} standard error): S_B <= {format_number(targets['bias_score'])}, "
+            f"S_R >= {format_number(targets['robustness_pgd'])}; * = chosen",
+            highlight=False,
+        )
+    prepared = result.prepared
+    settings = result.settings
+    versions = ", ".join(f"{k} {v}" for k, v in settings["versions"].items())
+    console.print(
+        f"verdict: {_VERDICT_TEXT[result.verdict]}\n"
+        f"label: [bold]{prepared.label_column}[/], favourable = {prepared.positive_value!r}; "
+        f"protected group a=0: {prepared.describe_protected_group()}\n"
+        f"rows: {', '.join(f'{k} {v}' for k, v in result.rows.items())}\n"
+        f"threat model: {froc.threat.describe()}\n"
+        f"seed {settings['seed']}, device {settings['train']['device']}; {versions}\n"
+        f"time: {', '.join(f'{k} {v:.1f}s' for k, v in result.seconds.items())}\n"
+        f"{model_note}",
+        highlight=False,
+    )
+
+
+def _check_suffix(path: Path | None, option: str) -> None:
+    if path is not None and path.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(f"{option} {path}: expected a .csv or .parquet file name")
+
+
+def train_in_command(
+    data: DataPath,
+    protected: Protected,
+    label: Label = None,
+    positive: Positive = None,
+    protected_group: ProtectedGroup = None,
+    drop: Drop = None,
+    immutable: Immutable = None,
+    dropna: DropNa = False,
+    min_group_size: MinGroupSize = 30,
+    lambda_f: Annotated[
+        float | None,
+        typer.Option(help="Weight of the fairness term F (eq. 13).", show_default=False),
+    ] = None,
+    lambda_r: Annotated[
+        float | None,
+        typer.Option(help="Weight of the robustness term R (eq. 15).", show_default=False),
+    ] = None,
+    delta_f: DeltaF = None,
+    delta_r: DeltaR = None,
+    attack: Attack = "pgd",
+    target_model: TargetModel = "mlp:128",
+    epochs: Annotated[
+        int, typer.Option(help="Epochs of a fit from scratch (warm-started search fits: fewer).")
+    ] = DEFAULT_EPOCHS,
+    lr: LearningRate = 0.01,
+    batch_size: Annotated[
+        int, typer.Option(help="Mini-batch size (0: full batch).")
+    ] = DEFAULT_BATCH_SIZE,
+    test_size: Annotated[
+        float, typer.Option(help="Held-out test fraction (never used to choose).")
+    ] = 0.3,
+    val_size: Annotated[
+        float, typer.Option(help="Validation fraction carved from the training part.")
+    ] = 0.2,
+    patience: Annotated[
+        int, typer.Option(help="Stop a fit after this many scorings without gain (0: off).")
+    ] = 6,
+    margin: Annotated[
+        float,
+        typer.Option(help="Search: tighten the thresholds by this many standard errors."),
+    ] = 1.0,
+    search_budget: Annotated[
+        float, typer.Option(help="Search: start no new fit after this many seconds.")
+    ] = 240.0,
+    seed: Seed = 0,
+    device: Device = "auto",
+    eps: Eps = 0.1,
+    pgd_steps: PgdSteps = 10,
+    attack_target: AttackTargetOpt = "true",
+    attack_space: AttackSpaceOpt = "continuous",
+    cat_budget: CatBudget = 1,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the model file (.froc).", show_default=False),
+    ] = None,
+    allow_infeasible: Annotated[
+        bool,
+        typer.Option(
+            "--allow-infeasible",
+            help="Write the model even when the thresholds are not met (still exit 1).",
+        ),
+    ] = False,
+    trace: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a per-epoch trace (.csv/.parquet): loss terms, validation S_B and S_R, "
+            "angle between the gradients of F and R.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a fair and robust model with FRoC-IN (loss of eq. 10: BCE + lambda_F F + lambda_R R).
+
+    Give the weights (--lambda-f/--lambda-r) or thresholds (--delta-f/--delta-r): froc then
+    searches the weights on a validation split carved from the training part (never the test
+    split) for the most accurate model meeting both, and reports the chosen weights with
+    validation and held-out test scores. Exit 1 when no setting meets the thresholds (the
+    closest point is shown) or the model is degenerate; the model file is then written only
+    with --allow-infeasible.
+
+    Example: froc train-in sample_data/synthetic.csv --protected gender --delta-f 0.1 --delta-r 0.5
+    """
+
+    def run() -> int:
+        _check_suffix(trace, "--trace")
+        spec: DataSpec = data_spec(
+            protected=protected,
+            label=label,
+            positive=positive,
+            protected_group=protected_group,
+            drop=drop,
+            immutable=immutable,
+            dropna=dropna,
+            min_group_size=min_group_size,
+        )
+        config = TrainInConfig(
+            data=spec,
+            froc=FrocInConfig(
+                lambda_f=lambda_f,
+                lambda_r=lambda_r,
+                delta_f=delta_f,
+                delta_r=delta_r,
+                attack=attack,  # type: ignore[arg-type]  # validated in __post_init__
+                threat=threat_model(
+                    eps=eps,
+                    pgd_steps=pgd_steps,
+                    attack_target=attack_target,
+                    attack_space=attack_space,
+                    cat_budget=cat_budget,
+                ),
+                train=train_config(
+                    model=target_model,
+                    epochs=epochs,
+                    lr=lr,
+                    batch_size=batch_size or None,
+                    seed=seed,
+                    device=device,
+                ),
+                val_size=val_size,
+                patience=patience,
+                margin=margin,
+                search_budget_s=search_budget,
+                trace=trace is not None,
+            ),
+            test_size=test_size,
+        )
+        frame = read_table(data)
+        silent = quiet or json_output
+        with _live_progress(not silent) as on_epoch:
+            result = train_in_table(
+                frame,
+                config,
+                source=str(data),
+                progress=progress_printer(silent),
+                on_epoch=on_epoch,
+            )
+        if trace is not None:
+            write_table_atomic(pd.DataFrame(result.outcome.trace), trace)
+        exit_code = EXIT_OK if result.passed else EXIT_CONSTRAINTS_NOT_MET
+        written: Path | None = None
+        if output is not None and (result.passed or allow_infeasible):
+            written = save_train_in_model(result, output)
+        if output is None:
+            note = "model not saved (pass -o model.froc to save it)"
+        elif written is not None:
+            note = f"model written to {written}"
+        else:
+            note = f"model NOT written to {output} (pass --allow-infeasible to write it anyway)"
+        if json_output:
+            payload = result.to_dict()
+            payload["model_file"] = None if written is None else str(written)
+            payload["trace_file"] = None if trace is None else str(trace)
+            payload["exit_code"] = exit_code
+            typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+        else:
+            _print_result(stdout_console(), result, note)
+        return exit_code
+
+    code = guarded(run)
+    if code:
+        raise typer.Exit(code)

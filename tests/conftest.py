@@ -1,0 +1,55 @@
+"""Shared fixtures: the bundled sample data and a tiny seeded frame with a planted bias."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
+
+FrameFactory = Callable[..., pd.DataFrame]
+
+
+def make_biased_frame(n: int = 200, *, seed: int = 0, gap: float = 0.3) -> pd.DataFrame:
+    """A small credit-approval table whose label favours ``gender == "male"`` by ``gap``.
+
+    Columns (label last): age (int), income (float, 2 decimals), education, region (text),
+    gender (text, the protected attribute), approved (int 0/1, 1 favourable).
+    """
+    rng = np.random.default_rng(seed)
+    gender = np.where(rng.random(n) < 0.45, "female", "male")
+    age = rng.integers(18, 76, size=n)
+    income = np.round(rng.uniform(10.0, 200.0, size=n), 2)
+    education = rng.choice(["highschool", "bachelor", "master"], size=n)
+    region = rng.choice(["north", "south", "east", "west"], size=n)
+    score = 0.25 + 0.3 * (income - 10.0) / 190.0 + 0.1 * (education == "master")
+    score = score + np.where(gender == "male", gap / 2, -gap / 2)
+    approved = (rng.random(n) < np.clip(score, 0.02, 0.98)).astype(np.int64)
+    return pd.DataFrame(
+        {
+            "age": age,
+            "income": income,
+            "education": education,
+            "region": region,
+            "gender": gender,
+            "approved": approved,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_csv() -> Path:
+    """sample_data/synthetic.csv: 4000 rows, label ``approved`` (last), protected ``gender``."""
+    path = SAMPLE_DATA / "synthetic.csv"
+    assert path.is_file(), path
+    return path
+
+
+@pytest.fixture
+def biased_frame() -> FrameFactory:
+    """Factory of tiny planted-bias frames: ``biased_frame(n=200, seed=0, gap=0.3)``."""
+    return make_biased_frame
