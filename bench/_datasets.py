@@ -29,6 +29,7 @@ __all__ = [
     "COMPAS_FEATURES",
     "COMPAS_FILE",
     "COMPAS_LABEL",
+    "COMPAS_ROWS",
     "load_adult",
     "load_compas",
     "load_dataset",

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from typing import Any
 
 from _datasets import ADULT_FILE, repo_root, shared_data_dir
 
+from froc_cli import AuditConfig, DataSpec, audit_table
 from froc_cli._io import hash_file, read_table, write_text_atomic
 from froc_cli._version import environment_versions
 
@@ -130,6 +130,46 @@ def time_read(path: Path, repeats: int) -> float:
     return statistics.median(walls)
 
 
+def compare_threads(
+    files: dict[str, tuple[Path, DataSpec]], counts: tuple[int, ...], repeats: int
+) -> list[dict[str, Any]]:
+    """In-process ``audit_table`` with ``AuditConfig(threads=t)`` for each thread count,
+    interleaved (t1, t2, t1, t2, ...) so both see the same load; train/attack seconds and
+    metrics (which differ in the last bits between thread counts, hence the decisions)."""
+    rows = []
+    for name, (path, spec) in files.items():
+        frame = read_table(path)
+        for repeat in range(repeats):
+            for threads in counts:
+                load = os.getloadavg()[0]
+                started = time.perf_counter()
+                result = audit_table(
+                    frame, AuditConfig(data=spec, threads=threads), source=str(path)
+                )
+                wall = time.perf_counter() - started
+                m = result.metrics
+                row = {
+                    "file": name,
+                    "threads": threads,
+                    "repeat": repeat,
+                    "wall_s": wall,
+                    "train_s": result.seconds["train"],
+                    "attack_s": result.seconds["attack"],
+                    "load_average_before": load,
+                    "accuracy": m["accuracy"],
+                    "bias_score": m["bias_score"],
+                    "robustness_pgd": m["robustness_pgd"],
+                }
+                print(
+                    f"threads {threads} {name}: train {row['train_s']:.1f} s, attack "
+                    f"{row['attack_s']:.1f} s (load {load:.1f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                rows.append(row)
+    return rows
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median wall / CPU / stages and the largest peak RSS over the runs."""
     stages = {
@@ -171,7 +211,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {entry['rows']:,} | {s['runs']} | {s['median_wall_s']:.1f} s "
             f"| {entry['target']} | {_gib(s['max_peak_rss_bytes'])} | {s['median_cpu_s']:.1f} s "
-            f"| {st.get('prepare', 0):.1f} / {st.get('train', 0):.1f} / {st.get('attack', 0):.1f} s "
+            f"| {st.get('prepare', 0):.1f} / {st.get('train', 0):.1f} / "
+            f"{st.get('attack', 0):.1f} s "
             f"| {', '.join(f'{x:.1f}' for x in s['load_averages'])} |"
         )
     lines += ["", "CSV read (`read_table`, median in-process):", ""]
@@ -187,6 +228,21 @@ def render_markdown(payload: dict[str, Any]) -> str:
             f"{m['robustness_fgsm']:.4f}, PGD {m['robustness_pgd']:.4f}; trained {t['model']} "
             f"{t['epochs']} epochs, batch {t['batch_size'] or 'full'}"
         )
+    if payload.get("threads"):
+        lines += [
+            "",
+            "Torch threads (in-process `audit_table(..., AuditConfig(threads=t))`, interleaved "
+            "runs; the audit default is 1):",
+            "",
+            "| file | threads | train s | attack s | load avg before | acc | S_B | S_R PGD |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in payload["threads"]:
+            lines.append(
+                f"| {row['file']} | {row['threads']} | {row['train_s']:.1f} | "
+                f"{row['attack_s']:.2f} | {row['load_average_before']:.1f} | "
+                f"{row['accuracy']:.4f} | {row['bias_score']:.4f} | {row['robustness_pgd']:.4f} |"
+            )
     if "generate_s" in payload:
         lines += ["", f"Generating the 1,000,000-row file took {payload['generate_s']:.1f} s."]
     versions = ", ".join(f"{k} {v}" for k, v in payload["versions"].items())
@@ -201,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats-1m", type=int, default=1, help="runs on the generated file")
     parser.add_argument("--skip-adult", action="store_true")
     parser.add_argument("--skip-1m", action="store_true")
+    parser.add_argument(
+        "--threads-repeats",
+        type=int,
+        default=2,
+        help="interleaved repeats of the 1-vs-2-thread comparison (0 skips it)",
+    )
     parser.add_argument("--out", type=Path, default=repo_root() / "bench" / "results")
     args = parser.parse_args(argv)
 
@@ -211,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0)),
-            "torch_threads_note": os.environ.get("OMP_NUM_THREADS", "engine default"),
+            "torch_threads_note": "1 (AuditConfig.threads default; the CLI has no --threads)",
         },
         "peak_rss_tool": "/usr/bin/time -v" if TIME_BIN else "getrusage(RUSAGE_CHILDREN)",
         "audits": {},
@@ -286,6 +348,22 @@ def main(argv: list[str] | None = None) -> int:
                 "summary": summarise(runs),
                 "runs": runs,
             }
+
+    if args.threads_repeats > 0:
+        files = {
+            "sample_data/synthetic.csv": (
+                repo_root() / "sample_data" / "synthetic.csv",
+                DataSpec(protected="gender", protected_group=("female",)),
+            )
+        }
+        if data_dir is not None:
+            files["adult.csv"] = (
+                data_dir / ADULT_FILE,
+                DataSpec(
+                    protected="sex", label="income", positive=">50K", protected_group=("Female",)
+                ),
+            )
+        payload["threads"] = compare_threads(files, (1, 2), args.threads_repeats)
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json.dumps(payload, indent=2) + "\n", args.out / "perf_audit.json")

@@ -1,4 +1,4 @@
-"""Reproduce the paper's Table 2 baseline (plain target model: accuracy, S_B, S_R) on the shared data.
+"""Reproduce the paper's Table 2 baseline (plain target: accuracy, S_B, S_R) on the shared data.
 
 Settings: Adult sex (group Female), Adult race (group non-White), COMPAS race (group
 African-American) and COMPAS sex (group Male), COMPAS after the ProPublica filter and without leak
@@ -34,6 +34,7 @@ from typing import Any
 from _datasets import load_dataset, repo_root, shared_data_dir
 
 from froc_cli import AuditConfig, DataSpec, ThreatModel, TrainConfig, audit_table
+from froc_cli._config import AttackSpace, AttackTarget
 from froc_cli._io import hash_file, write_text_atomic
 from froc_cli._version import environment_versions
 
@@ -43,9 +44,12 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "compas-race": ("compas", "race"),
     "compas-sex": ("compas", "sex"),
 }
-TARGETS = ("true", "predicted")
+TARGETS: tuple[AttackTarget, ...] = ("true", "predicted")
 # (label, attack space, categorical budget) of the valid-space audits on Adult sex.
-VALID_SPACES = (("valid cb1", "valid", 1), ("valid cb0 (numeric-only)", "valid", 0))
+VALID_SPACES: tuple[tuple[str, AttackSpace, int], ...] = (
+    ("valid cb1", "valid", 1),
+    ("valid cb0 (numeric-only)", "valid", 0),
+)
 VALID_SETTING = "adult-sex"
 METRICS = ("accuracy", "bias_score", "robustness_fgsm", "robustness_pgd", "majority_floor")
 
@@ -227,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if setting == VALID_SETTING and not args.no_valid:
             attacks += [
-                (label, ThreatModel(attack_space=space, cat_budget=budget))  # type: ignore[arg-type]
+                (label, ThreatModel(attack_space=space, cat_budget=budget))
                 for label, space, budget in VALID_SPACES
             ]
         for label, threat in attacks:

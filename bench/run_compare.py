@@ -129,7 +129,7 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
     result = compare_table(
         frame,
         config,
-        source=f"shared/data {dataset} ({settings['protected']})",
+        source=f"{dataset} ({settings['protected']})",
         progress=_progress(started),
         command=command,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,15 @@ class AuditConfig:
     With ``predictions`` set, the named column's decisions are audited (fairness only: no model,
     no training, every row). Otherwise the default target is trained on a seeded split
     stratified by label and group and audited on the held-out part (the paper's Table 2).
+
+    ``threads``: torch CPU threads while the audit runs (``torch.set_num_threads``, restored on
+    return; the settings record it); ``None`` keeps the caller's setting (torch's default is one
+    per core, or OMP_NUM_THREADS). The default, 1, makes a seed give the same model whatever
+    the machine's core count (float sums split across threads differ in their last bits, and
+    300 epochs amplify that into different decisions), and was the robust choice on a 2-core
+    machine: on a 2,800-row file 2 threads trained 5-15x slower, idle or busy; on Adult 2
+    threads trained 2x faster when the machine was idle (6 s vs 12 s) but 2x slower when one
+    other process was busy (59 s vs 27 s). See BENCHMARKS.md (Audit) and bench/perf_audit.py.
     """
 
     data: DataSpec
@@ -71,10 +81,13 @@ class AuditConfig:
     ci: bool = False
     n_resamples: int = 1000
     predictions: str | None = None
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_size < 1.0:
             raise InputError(f"--test-size {self.test_size}: expected a fraction in (0, 1)")
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads {self.threads}: expected at least 1")
 
 
 @dataclass(frozen=True)
@@ -274,8 +287,23 @@ def _settings(config: AuditConfig, device: str | None) -> dict[str, Any]:
         "test_size": config.test_size,
         "train": train,
         "bootstrap_resamples": config.n_resamples if config.ci else 0,
+        "threads": torch.get_num_threads(),
         "versions": environment_versions(),
     }
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads, then restore the caller's count."""
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def audit_table(
@@ -285,7 +313,21 @@ def audit_table(
     source: str,
     progress: ProgressCallback = _silent,
 ) -> AuditResult:
-    """Audit ``frame``: train the target on a split and attack it, or audit a predictions column."""
+    """Audit ``frame``: train the target on a split and attack it, or audit a predictions column.
+
+    Runs with ``config.threads`` torch threads (restored on return).
+    """
+    with _torch_threads(config.threads):
+        return _audit_table(frame, config, source=source, progress=progress)
+
+
+def _audit_table(
+    frame: pd.DataFrame,
+    config: AuditConfig,
+    *,
+    source: str,
+    progress: ProgressCallback,
+) -> AuditResult:
     started = time.perf_counter()
     if not config.predictions:
         # Usage errors before any work: a mistyped model or device is exit 2 whatever the data.

@@ -264,6 +264,7 @@ class MethodRow:
     meets_robustness: bool | None
     reason: str | None = None
     cpu_seconds: float = math.nan
+    above_floor: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -272,8 +273,9 @@ class MethodRow:
 
     @property
     def meets_both(self) -> bool:
-        """S_B <= delta_F and S_R(PGD) >= delta_R on the test split."""
-        return bool(self.meets_fairness and self.meets_robustness)
+        """S_B <= delta_F and S_R(PGD) >= delta_R on the test split, by a model more accurate
+        than the majority-class floor (a constant model is fair and "robust" for free)."""
+        return bool(self.meets_fairness and self.meets_robustness and self.above_floor)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -643,7 +645,7 @@ class CompareContext:
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Validation figures used to choose settings."""
         full = self.evaluate(model, self.val, transfer=False)
-        keep = ("accuracy", "bias_score", "robustness_fgsm", "robustness_pgd")
+        keep = ("accuracy", "majority_floor", "bias_score", "robustness_fgsm", "robustness_pgd")
         return {k: full[k] for k in keep}
 
     def grid_point(
@@ -667,19 +669,29 @@ class CompareContext:
 # --------------------------------------------------------------------------------------------
 
 
+def _above_floor(metrics: dict[str, float]) -> bool:
+    """Accuracy above the majority-class floor (True when the floor is not known)."""
+    accuracy, floor = metrics.get("accuracy", math.nan), metrics.get("majority_floor", math.nan)
+    if not math.isfinite(floor):
+        return True
+    return math.isfinite(accuracy) and accuracy > floor
+
+
 def _shortfall(metrics: dict[str, float], delta_f: float, delta_r: float) -> float:
     bias, robust = metrics.get("bias_score", math.nan), metrics.get("robustness_pgd", math.nan)
     if not (math.isfinite(bias) and math.isfinite(robust)):
         return math.inf
-    return max(0.0, bias - delta_f) + max(0.0, delta_r - robust)
+    degenerate = 0.0 if _above_floor(metrics) else 1.0
+    return max(0.0, bias - delta_f) + max(0.0, delta_r - robust) + degenerate
 
 
 def select_on_validation(points: Sequence[dict[str, float]], delta_f: float, delta_r: float) -> int:
     """Index of the setting to report, judged on validation figures only.
 
-    The most accurate setting meeting both constraints (S_B <= delta_F, S_R(PGD) >= delta_R);
-    when none does, the one with the smallest total shortfall ``max(0, S_B - delta_F) +
-    max(0, delta_R - S_R)``, ties broken by accuracy, then by order.
+    The most accurate setting meeting both constraints (S_B <= delta_F, S_R(PGD) >= delta_R)
+    with an accuracy above the majority-class floor (when ``majority_floor`` is given); when
+    none does, the one with the smallest total shortfall ``max(0, S_B - delta_F) +
+    max(0, delta_R - S_R)`` (plus 1 at or below the floor), ties broken by accuracy, then order.
     """
     if not points:
         raise InputError("nothing to select from: the grid is empty")
@@ -856,6 +868,7 @@ def _froc_in_validation(outcome: FitOutcome) -> dict[str, float]:
     score = outcome.chosen.score
     return {
         "accuracy": score.accuracy,
+        "majority_floor": score.majority_floor,
         "bias_score": score.bias_score,
         "robustness_pgd": score.robustness_pgd,
     }
@@ -1086,6 +1099,7 @@ def _run_method(ctx: CompareContext, spec: MethodSpec) -> tuple[MethodRow, list[
         meets_fairness=_check(metrics["bias_score"], ctx.config.delta_f, below=True),
         meets_robustness=_check(metrics["robustness_pgd"], ctx.config.delta_r, below=False),
         cpu_seconds=time.process_time() - cpu_started,
+        above_floor=_above_floor(metrics),
     )
     return row, outcome.grid
 

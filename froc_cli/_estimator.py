@@ -88,7 +88,7 @@ class FairRobustClassifier(ClassifierMixin, BaseEstimator):
         lr: float = 0.01,
         batch_size: int | None = DEFAULT_BATCH_SIZE,
         val_size: float = 0.2,
-        search_budget_s: float = 240.0,
+        search_budget_s: float | None = None,
         seed: int = 0,
         device: str = "auto",
     ) -> None:

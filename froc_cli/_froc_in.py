@@ -19,13 +19,13 @@ All choices use a validation split carved from the training part (never the test
    cheap because no attack runs).
 3. *Fairness, then robustness, alternating.* While a target is missed, the lambda of that
    target is raised geometrically (x2 from 0.25 for lambda_F and 0.1 for lambda_R, up to 16 and
-   8, giving up after two steps without progress) until the target is met, then bisected
+   8, giving up after three steps without progress) until the target is met, then bisected
    (geometric mean) between the last missing and the first meeting value, ``bisect_steps``
-   times. The other lambda stays fixed meanwhile. Fairness goes first because fits without the
+   times; the other lambda stays fixed meanwhile. Fairness goes first because fits without the
    attack are cheap and adversarial training hardly moves S_B; raising lambda_R can push S_B up
    again, so the two are revisited in turn (at most ``rounds`` rounds) until one setting meets
-   both. When the smallest weight that meets a target already gives a degenerate model (step
-   5), the search stops: more weight on either term only pushes further toward a constant.
+   both. A target met only by degenerate models (step 5) is unreachable: the search goes on
+   from the closest non-degenerate fit, tries the other target there, and stops.
 4. *Warm starts and early stopping.* Every fit after the first starts from the previous fit's
    selected model and runs at most ``warm_epochs`` epochs. Every ``eval_every`` epochs the model
    is scored on validation (accuracy, S_B, S_R under PGD, and the loss of eq. 10 at the fit's
@@ -39,8 +39,9 @@ All choices use a validation split carved from the training part (never the test
    is not above the majority-class floor by 2 binomial standard errors (a constant model has
    S_B = 0 and S_R = the floor, so it would "meet" many thresholds). When no fit meets both
    thresholds, the result is infeasible and carries the closest point (smallest total
-   violation, non-degenerate first). The search stops starting fits after ``search_budget_s``
-   seconds or ``max_trials`` fits.
+   violation, non-degenerate first). The search runs at most ``max_trials`` fits (16), so its
+   result depends on the seed and not on how busy the machine is; ``search_budget_s`` can also
+   stop it from starting fits after that many seconds, at the price of that dependence.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from ._artifact import save_model
 from ._audit import ProgressCallback, check_gate, check_group_sizes, split_prepared
 from ._config import AttackKind, DataSpec, Objective, ThreatModel, TrainConfig
 from ._dataset import PreparedData, prepare_data
+from ._device import flushing_denormals
 from ._encoder import TabularEncoder
 from ._errors import InputError
 from ._evaluate import Evaluation, attack_decisions, evaluate_decisions
@@ -103,6 +105,8 @@ LAMBDA_F_CAP = 16.0
 LAMBDA_R_CAP = 8.0
 START_LAMBDA_F = 0.25
 START_LAMBDA_R = 0.1
+# A ramp gives up after this many doublings in a row without getting closer to its target.
+STALL_STEPS = 3
 # A model whose rarer decision goes to fewer than this share of rows is "near constant".
 NEAR_CONSTANT_SHARE = 0.05
 # A useful model beats the majority-class floor by at least this many binomial standard errors
@@ -138,13 +142,13 @@ class FrocInConfig:
     )
     val_size: float = 0.2
     eval_every: int = 5
-    patience: int = 6
+    patience: int = 4
     warm_epochs: int = 40
     margin: float = 1.0
     bisect_steps: int = 2
     rounds: int = 3
     max_trials: int = 16
-    search_budget_s: float = 240.0
+    search_budget_s: float | None = None
     trace: bool = False
 
     def __post_init__(self) -> None:
@@ -175,8 +179,10 @@ class FrocInConfig:
             raise InputError(f"--warm-epochs {self.warm_epochs}: expected at least 1")
         if self.margin < 0:
             raise InputError(f"--margin {self.margin}: expected 0 or more standard errors")
-        if self.search_budget_s <= 0 or self.max_trials < 1:
-            raise InputError("--search-budget: expected a positive number of seconds")
+        if self.search_budget_s is not None and not self.search_budget_s > 0:
+            raise InputError(f"--search-budget {self.search_budget_s}: expected seconds > 0")
+        if self.max_trials < 1:
+            raise InputError(f"--max-fits {self.max_trials}: expected at least 1")
 
     @property
     def free_f(self) -> bool:
@@ -572,16 +578,22 @@ class _Search:
         config = ctx.config
         self.lambda_f = 0.0 if config.free_f else float(config.lambda_f or 0.0)
         self.lambda_r = 0.0 if config.free_r else float(config.lambda_r or 0.0)
+        self.unreachable: set[str] = set()
 
     def out_of_budget(self) -> bool:
         config = self.ctx.config
-        return (
-            len(self.ctx.trials) >= config.max_trials
-            or time.perf_counter() - self.ctx.started >= config.search_budget_s
+        return len(self.ctx.trials) >= config.max_trials or (
+            config.search_budget_s is not None
+            and time.perf_counter() - self.ctx.started >= config.search_budget_s
         )
 
     def fit(self, lambda_f: float, lambda_r: float) -> Trial:
-        """Warm-started fit from the previous fit's selected model."""
+        """Warm-started fit from the previous fit's selected model; a setting already fitted
+        is not fitted again (its model is taken up instead)."""
+        for trial in self.ctx.trials:
+            if math.isclose(trial.lambda_f, lambda_f) and math.isclose(trial.lambda_r, lambda_r):
+                self.model.load_state_dict(self.ctx.states[trial.index])
+                return trial
         return _run_fit(
             self.ctx, self.model, lambda_f, lambda_r, self.ctx.config.warm_epochs, warm_start=True
         )
@@ -595,8 +607,10 @@ class _Search:
     def solve(self, which: Literal["f", "r"], trial: Trial) -> Trial:
         """Raise lambda_<which> geometrically until its target is met, then bisect.
 
-        The ramp gives up at the cap, or when two steps in a row bring the metric no closer to
-        its target than the best step so far (a plateau: a larger weight will not help).
+        The ramp gives up at the cap, or when three steps in a row bring the metric no closer to
+        its target than the best step so far (a plateau: a larger weight will not help). When
+        the target is met only by degenerate models, it is marked unreachable. Either way the
+        search goes on from the non-degenerate step that came closest.
         """
         meets = self.meets_f if which == "f" else self.meets_r
         cap = LAMBDA_F_CAP if which == "f" else LAMBDA_R_CAP
@@ -613,42 +627,47 @@ class _Search:
             score = t.score
             return -score.bias_score if which == "f" else score.robustness_pgd
 
-        best = closeness(trial)
+        closest = trial  # the non-degenerate fit nearest the target so far
         stalled = 0
-        high: float | None = None
-        high_state: tuple[Trial, dict[str, torch.Tensor]] | None = None
-        while value <= cap and stalled < 2 and not self.out_of_budget():
-            trial = fit_at(value)
-            self._set(which, value)
-            if meets(trial):
-                high = value
-                high_state = (trial, copy.deepcopy(self.model.state_dict()))
-                break
-            stalled = 0 if closeness(trial) > best else stalled + 1
-            best = max(best, closeness(trial))
-            low, value = value, value * 2
-        if high is None or high_state is None:
-            return trial
-        for _ in range(self.ctx.config.bisect_steps):
-            if self.out_of_budget() or high / max(low, 1e-12) < 1.3:
-                break
-            middle = math.sqrt(low * high) if low > 0 else high / 2
-            candidate = fit_at(middle)
+        high: Trial | None = None
+        while value <= cap and stalled < STALL_STEPS and not self.out_of_budget():
+            candidate = fit_at(value)
             if meets(candidate):
-                high = middle
-                high_state = (candidate, copy.deepcopy(self.model.state_dict()))
-            else:
-                low = middle
-        trial, state = high_state
-        self.model.load_state_dict(state)
-        self._set(which, high)
-        return trial
+                high = candidate
+                break
+            improved = closeness(candidate) > closeness(closest)
+            stalled = 0 if improved else stalled + 1
+            if improved and not candidate.score.degenerate:
+                closest = candidate
+            low, value = value, value * 2
+        if high is not None:
+            for _ in range(self.ctx.config.bisect_steps):
+                high_value = high.lambda_f if which == "f" else high.lambda_r
+                if self.out_of_budget() or high_value / max(low, 1e-12) < 1.3:
+                    break
+                middle = math.sqrt(low * high_value) if low > 0 else high_value / 2
+                candidate = fit_at(middle)
+                if meets(candidate):
+                    high = candidate
+                else:
+                    low = middle
+                    if closeness(candidate) > closeness(closest) and not candidate.score.degenerate:
+                        closest = candidate
+            if not high.score.degenerate:
+                return self._go_on_from(which, high)
+        if high is not None:
+            # Met only by collapsing the model: more weight on either term will not help.
+            self.unreachable.add(which)
+        return self._go_on_from(which, closest)
 
-    def _set(self, which: Literal["f", "r"], value: float) -> None:
+    def _go_on_from(self, which: Literal["f", "r"], trial: Trial) -> Trial:
+        """Continue the search from ``trial``: its model and its lambda_<which>."""
+        self.model.load_state_dict(self.ctx.states[trial.index])
         if which == "f":
-            self.lambda_f = value
+            self.lambda_f = trial.lambda_f
         else:
-            self.lambda_r = value
+            self.lambda_r = trial.lambda_r
+        return trial
 
     def run(self) -> None:
         """The start fit, then fairness and robustness in turn (module docstring, step 3)."""
@@ -659,18 +678,21 @@ class _Search:
         for _ in range(config.rounds):
             if self.out_of_budget() or (self.meets_f(trial) and self.meets_r(trial)):
                 break
-            if config.free_f and not self.meets_f(trial):
+            if config.free_f and "f" not in self.unreachable and not self.meets_f(trial):
                 trial = self.solve("f", trial)
-                if trial.score.degenerate:
-                    break  # the weight that meets the target already collapses the model
-            if config.free_r and not self.meets_r(trial) and not self.out_of_budget():
+            if (
+                config.free_r
+                and "r" not in self.unreachable
+                and not self.meets_r(trial)
+                and not self.out_of_budget()
+            ):
                 trial = self.solve("r", trial)
-                if trial.score.degenerate:
-                    break
-            stuck_f = not config.free_f and not self.meets_f(trial)
-            stuck_r = not config.free_r and not self.meets_r(trial)
+            # A target missed with its lambda fixed, or reachable only by a degenerate model:
+            # no further move can meet both.
+            stuck_f = not self.meets_f(trial) and (not config.free_f or "f" in self.unreachable)
+            stuck_r = not self.meets_r(trial) and (not config.free_r or "r" in self.unreachable)
             if stuck_f or stuck_r:
-                break  # a fixed lambda's target is missed: no search move can help
+                break
 
 
 def _choose(ctx: _Context) -> int:
@@ -679,6 +701,7 @@ def _choose(ctx: _Context) -> int:
     return max(range(len(ranks)), key=lambda i: (ranks[i], -i))
 
 
+@flushing_denormals
 def fit_froc_in(
     fit: EncodedRows,
     val: EncodedRows,

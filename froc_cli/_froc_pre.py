@@ -1,43 +1,56 @@
 """FRoC-PRE (paper Section 6, Algorithm 1): rewrite a training set so that a model an outside
-party trains on it, with plain BCE, comes out fair (S_B <= delta_F) and robust (S_R >= delta_R).
+party trains on it with plain BCE comes out fair (S_B <= delta_F) and robust (S_R >= delta_R).
 
-Splits and what the output holds
---------------------------------
+Splits, and what the output holds
+---------------------------------
 froc holds out a seeded test split (``test_size``, stratified by label x group) that is never
-used for any choice: it only measures the fresh target at the end. From the remaining rows it
-carves a validation split (``val_size``) on which the stopping rule measures the surrogate's
-S_B and S_R. The rest is the *editable* part: only its rows are flipped and only its rows
-are sources of adversarial rows, and the surrogate trains on it (edited) plus the rows added.
+used for any choice: it only measures the fresh targets at the end. From the other rows it
+carves a validation split (``val_size``, seeded, stratified) on which the stopping rule
+measures the surrogate. The remaining *editable* rows are the only ones whose labels may be
+flipped and the only sources of adversarial rows.
 
-The output holds every input row in the input's order (label flips applied to editable rows;
-validation and test rows, and rows ``--dropna`` skipped, unmodified), followed by the added
-adversarial rows, with the input's columns, names, order and dtypes. The fresh target that
-the report describes is trained, with plain BCE, on the output minus the test rows: exactly
-what the outside trainer gets except the rows kept back to measure it, so the unmodified
-validation rows dilute the edits in the report as they will for the trainer. (The test rows
-dilute them a little more for the trainer; a smaller ``test_size`` dilutes less.)
+The output holds every input row in the input's order (flips applied to editable rows;
+validation rows, test rows and rows ``--dropna`` skipped are unmodified), then the added
+adversarial rows, with the input's columns, names, order and dtypes.
+
+An outside trainer fits the whole output, unmodified rows included, and unmodified rows
+dilute the edits (measured on Adult: a fresh target trained without the validation rows had
+S_B 0.059, with them 0.088). So the surrogate trains on what the trainer gets minus the
+test rows: edited rows, validation rows as they are, and the added rows; and the report's
+fresh target is trained on exactly that too. The validation rows are never edited nor used
+as adversarial sources, so S_R on them is not measured on rows whose adversarial copies were
+trained on. The test rows still dilute the edits for the trainer (not measurable without a
+further held-out split): a smaller ``test_size`` dilutes less.
 
 Algorithm 1, with the fixes the issue asks for
 ----------------------------------------------
-Each round trains the surrogate (warm start from the previous round, ``warm_epochs``
-full-batch epochs; the first round trains ``epochs`` from scratch), measures S_B and S_R on
-the validation split and stops once both hold (and the surrogate is not constant). Otherwise
+Each round trains the surrogate (the first round ``epochs`` from scratch, later rounds a
+warm start of ``warm_epochs`` full-batch epochs at ``warm_lr``), measures S_B and S_R on the
+validation rows and stops once both thresholds hold, tightened by ``margin`` binomial
+standard errors, on a surrogate that is not degenerate (near constant or no better than the
+majority class). Otherwise, in this order:
 
-* if S_B > delta_F, it flips the labels of the rows whose flip the influence function
-  predicts lowers the soft bias F most (``FlipInfluence.score`` most negative, signs derived
-  from first principles in ``_influence``, not eqs. 18-19 as printed), never a row already
-  flipped; a row's adversarial copy is flipped with it and its predicted effect is counted
-  with the row's (first-order effects add);
-* if S_R < delta_R, it crafts valid adversarial rows (``ValidRecordAttack``: numeric moves
-  within eps and the column's range on its grid, up to ``cat_budget`` real category
-  switches, immutable and protected columns unchanged) from editable rows that have none yet,
-  labelled with the source row's label after this round's flips, and adds those of smallest
-  accuracy influence I_U (eq. 22).
+* if S_B is too high, it flips the labels of the editable rows whose flip the influence
+  function predicts lowers the soft bias F most (``FlipInfluence``: signs derived from first
+  principles and checked against retraining in ``_influence``, not eqs. 18-19 as printed,
+  which pick the rows that raise the bias), never a row already flipped. A row's adversarial
+  copy is flipped with it, and its predicted effect is counted with the row's (first-order
+  effects add; eq. 21's score is recomputed from the sums);
+* if S_R is too low, it crafts valid adversarial rows (``ValidRecordAttack``: numeric moves
+  within eps and the column's training range on its grid, integers kept, up to
+  ``cat_budget`` real category switches, immutable columns unchanged; the protected column
+  is never a feature) from editable rows without one yet, labelled with the source row's
+  label after this round's flips, decodes them to records and adds those of smallest
+  accuracy influence I_U (eq. 22). The candidates of a round are a seeded random pool of
+  ``max(4 k, 4096)`` such rows (k = rows to add), not all of them, to bound the attack cost.
 
-Step size: ``step`` rows (l) per round, made larger when far from the target. The flip count
-is the number of best-scoring rows whose summed predicted change of F closes half of the
-remaining gap (at least l, at most ``max_step_factor`` * l). The augmentation count is
-l times the relative robustness gap scaled by ``max_step_factor`` (at least l).
+Step: ``step`` rows (l) per round, more while far from the targets. Flips: the number of
+best-scoring rows whose summed predicted change of F closes half the remaining gap (at least
+l, at most ``max_step_factor`` l). Additions: l times ``max_step_factor`` times the relative
+robustness shortfall (at least l).
+
+When the budget or the edit limits run out first, the best round (smallest total shortfall,
+non-degenerate first) is the one whose data is returned, and ``met`` is False.
 """
 
 from __future__ import annotations
@@ -60,6 +73,7 @@ from ._dataset import PreparedData, prepare_data
 from ._device import resolve_device
 from ._encoder import TabularEncoder, fit_encoder
 from ._errors import InputError
+from ._froc_in import NEAR_CONSTANT_SHARE, above_floor, carve_validation
 from ._influence import compute_augment_influence, compute_flip_influence
 from ._models import build_model, parse_model_spec
 from ._split import split_indices
@@ -82,6 +96,15 @@ RobustnessKind = Literal["whitebox", "transfer"]
 ProgressCallback = Callable[[str], None]
 
 _ATTACK_CHUNK = 16_384
+# Candidate adversarial rows crafted per round: POOL_FACTOR times the rows to add, at least
+# MIN_POOL (or every free row when fewer).
+_POOL_FACTOR = 4
+_MIN_POOL = 4096
+# Share of the remaining gap one round aims to close: flips (first-order prediction of F),
+# additions (recent S_R gain per added row, a slope over _SLOPE_ROUNDS rounds).
+_FLIP_GAP_SHARE = 0.5
+_AUGMENT_GAP_SHARE = 0.5
+_SLOPE_ROUNDS = 4
 
 
 def _silent(_: str) -> None:
@@ -93,8 +116,11 @@ class PreprocessConfig:
     """Settings of one FRoC-PRE run (see the module docstring).
 
     ``step`` is l: a fraction of the editable rows when below 1, else a row count.
-    ``threat`` is the attack S_R is checked against on validation (its ``attack_space``; the
-    rows written are always valid records made with its eps, PGD steps and ``cat_budget``).
+    ``threat`` is the attack S_R is checked against on validation (its ``attack_space``); the
+    rows written are always valid records made with its eps, PGD steps and ``cat_budget``.
+    ``robustness`` picks white-box attacks on the surrogate or transfer attacks crafted on an
+    independently initialised twin trained on the same rows. ``warm_lr`` (default ``lr``) is
+    the learning rate of the warm-start rounds.
     """
 
     data: DataSpec
@@ -110,8 +136,11 @@ class PreprocessConfig:
     max_flip_frac: float = 0.2
     max_augment_frac: float = 1.0
     influence_params: Literal["last", "all"] = "last"
+    margin: float = 1.0
     epochs: int = 200
     warm_epochs: int = 20
+    warm_lr: float | None = None
+    batch_size: int | None = None
     target_epochs: int = 300
     lr: float = 0.01
     test_size: float = 0.2
@@ -121,10 +150,9 @@ class PreprocessConfig:
     compare_input: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.delta_f <= 1.0:
-            raise InputError(f"--delta-f {self.delta_f}: expected a number in [0, 1]")
-        if not 0.0 <= self.delta_r <= 1.0:
-            raise InputError(f"--delta-r {self.delta_r}: expected a number in [0, 1]")
+        for name, value in (("--delta-f", self.delta_f), ("--delta-r", self.delta_r)):
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"{name} {value}: expected a number in [0, 1]")
         if self.robustness not in ("whitebox", "transfer"):
             raise InputError(f"--robustness {self.robustness}: expected whitebox or transfer")
         if self.influence_params not in ("last", "all"):
@@ -153,33 +181,41 @@ class PreprocessConfig:
         ):
             if count < 1:
                 raise InputError(f"{name} {count}: expected at least 1")
-        if self.lr <= 0:
-            raise InputError(f"--lr {self.lr}: expected a positive number")
+        for name, rate in (("--lr", self.lr), ("--warm-lr", self.warm_lr)):
+            if rate is not None and not rate > 0:
+                raise InputError(f"{name} {rate}: expected a positive number")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError(f"--batch-size {self.batch_size}: expected at least 1")
+        if not self.margin >= 0:
+            raise InputError(f"--margin {self.margin}: expected 0 or more")
 
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """The surrogate's validation figures at the start of one round (the paper's Fig. 7)."""
+    """The surrogate's validation figures at the start of one round (the paper's Fig. 7),
+    the edits made before it, and the round's seconds."""
 
     round: int
     bias_score: float
     robustness: float
     accuracy: float
-    constant: bool
+    degenerate: bool
     flipped: int
     added: int
     seconds: float
 
-    def violation(self, delta_f: float, delta_r: float) -> float:
-        """How far from both constraints: sum of the shortfalls (0 when both hold)."""
-        if self.constant:
-            return math.inf
-        return max(0.0, self.bias_score - delta_f) + max(0.0, delta_r - self.robustness)
+    def violation(self, bias_target: float, robustness_target: float) -> float:
+        """Total shortfall from both targets (0 when both hold); degenerate adds 1."""
+        shortfall = max(0.0, self.bias_score - bias_target) + max(
+            0.0, robustness_target - self.robustness
+        )
+        return shortfall + (1.0 if self.degenerate else 0.0)
 
 
 @dataclass(frozen=True)
 class FlipRecord:
-    """One flipped label: input row position, old and new value, influence, round."""
+    """One flipped label: input row position, old and new cell value, its eq. 21 score
+    (I_FU, negative = predicted to lower the bias), its predicted change of F, its round."""
 
     index: int
     old_label: Any
@@ -204,27 +240,34 @@ class AdditionRecord:
 class TargetReport:
     """A fresh target trained with plain BCE, measured on the held-out split.
 
-    ``metrics``: accuracy, majority_floor, bias_score and robustness_{whitebox,transfer}_
-    {continuous,valid,numeric}; transfer attacks are crafted on an independently initialised
-    model of the same architecture trained on the same rows.
+    ``metrics``: accuracy, majority_floor, bias_score and
+    robustness_{whitebox,transfer}_{valid,numeric,continuous} (PGD; ``numeric`` = valid
+    records with no category switch, present when ``cat_budget`` > 0); transfer attacks are
+    crafted on an independently initialised model of the same architecture trained on the
+    same rows.
     """
 
     model: str
     trained_on: str
     rows: int
     metrics: dict[str, float]
-    constant: bool
+    degenerate: bool
 
 
 @dataclass(frozen=True)
 class PreprocessResult:
-    """What a FRoC-PRE run did and measured; ``output`` is the table to write."""
+    """What a FRoC-PRE run did and measured; ``output`` is the table to write.
+
+    ``validation_targets``: the (S_B, S_R) the stopping rule used, i.e. the thresholds
+    tightened by ``margin`` standard errors on the validation rows.
+    """
 
     source: str
     output: pd.DataFrame
     met: bool
     reason: str
     chosen_round: int
+    validation_targets: tuple[float, float]
     trajectory: tuple[RoundRecord, ...]
     flips: tuple[FlipRecord, ...]
     additions: tuple[AdditionRecord, ...]
@@ -249,7 +292,7 @@ class PreprocessResult:
         return len(self.additions) / max(1, self.rows["editable"])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary (no per-row records; see the manifest for those)."""
+        """JSON-serialisable summary (per-row records are in the manifest)."""
         return _clean(
             {
                 "source": self.source,
@@ -257,6 +300,10 @@ class PreprocessResult:
                 "reason": self.reason,
                 "chosen_round": self.chosen_round,
                 "rounds_run": len(self.trajectory),
+                "validation_targets": {
+                    "bias_score": self.validation_targets[0],
+                    "robustness": self.validation_targets[1],
+                },
                 "flipped": len(self.flips),
                 "added": len(self.additions),
                 "flip_fraction": self.flip_fraction,
@@ -277,7 +324,7 @@ class PreprocessResult:
 
 
 def _clean(value: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python, recursively (for strict JSON)."""
+    """NaN/inf -> None and numpy scalars -> Python, recursively (strict JSON)."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
@@ -290,12 +337,38 @@ def _clean(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# the working state of the rounds
+# rows and the working state of the rounds
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Encoded rows of one split, as tensors and as numpy labels and groups."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    y_np: np.ndarray
+    a_np: np.ndarray
+
+    @classmethod
+    def of(
+        cls,
+        prepared: PreparedData,
+        encoder: TabularEncoder,
+        positions: np.ndarray,
+        device: torch.device,
+    ) -> _Rows:
+        y = prepared.y[positions]
+        return cls(
+            x=torch.as_tensor(encoder.encode(prepared.frame.iloc[positions]), device=device),
+            y=torch.as_tensor(y, device=device),
+            y_np=y.astype(np.int8),
+            a_np=prepared.a[positions].astype(np.int8),
+        )
 
 
 @dataclass
 class _State:
-    """Editable rows' current labels, flips and added rows (encoded), with their rounds."""
+    """Editable rows' current labels and flips, and the added rows (encoded), with rounds."""
 
     x: torch.Tensor
     y0: np.ndarray
@@ -304,7 +377,7 @@ class _State:
     flip_round: np.ndarray = field(init=False)
     flip_score: np.ndarray = field(init=False)
     flip_delta: np.ndarray = field(init=False)
-    copy_of: np.ndarray = field(init=False)
+    has_copy: np.ndarray = field(init=False)
     adv_x: list[torch.Tensor] = field(default_factory=list)
     adv_src: list[np.ndarray] = field(default_factory=list)
     adv_round: list[np.ndarray] = field(default_factory=list)
@@ -316,7 +389,7 @@ class _State:
         self.flip_round = np.zeros(n, dtype=np.int64)  # 0: never flipped
         self.flip_score = np.zeros(n)
         self.flip_delta = np.zeros(n)
-        self.copy_of = np.full(n, -1, dtype=np.int64)  # index among added rows, -1: none
+        self.has_copy = np.zeros(n, dtype=bool)
 
     @property
     def n_flipped(self) -> int:
@@ -327,15 +400,23 @@ class _State:
         return int(sum(len(s) for s in self.adv_src))
 
     def sources(self) -> np.ndarray:
+        """Editable-row index of each added row's source, in order of addition."""
         return np.concatenate(self.adv_src) if self.adv_src else np.zeros(0, dtype=np.int64)
 
-    def training_set(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Editable rows (current labels) followed by the added rows (their sources' labels)."""
+    def added_rounds(self) -> np.ndarray:
+        return np.concatenate(self.adv_round) if self.adv_round else np.zeros(0, dtype=np.int64)
+
+    def added_x(self) -> torch.Tensor:
+        return torch.cat(self.adv_x) if self.adv_x else self.x[:0]
+
+    def training_set(self, val: _Rows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Editable rows (current labels), validation rows (as they are), added rows (their
+        sources' current labels): what the outside trainer gets, minus the test rows."""
         src = self.sources()
-        x = torch.cat([self.x, *self.adv_x]) if self.adv_x else self.x
-        y = np.concatenate([self.y, self.y[src]])
-        a = np.concatenate([self.a, self.a[src]])
         device = self.x.device
+        x = torch.cat([self.x, val.x, self.added_x()])
+        y = np.concatenate([self.y, val.y_np, self.y[src]]).astype(np.float32)
+        a = np.concatenate([self.a, val.a_np, self.a[src]]).astype(np.float32)
         return x, torch.as_tensor(y, device=device), torch.as_tensor(a, device=device)
 
 
@@ -360,43 +441,86 @@ def _adversarial(
     return torch.cat(parts)
 
 
-def _is_constant(pred: np.ndarray) -> bool:
-    return bool(pred.min() == pred.max())
+def _degenerate(pred: np.ndarray, y: np.ndarray) -> bool:
+    """Near constant (the rarer decision on < 5% of rows, or half the rarer label's share)
+    or no better than the majority class (see ``_froc_in.above_floor``)."""
+    share = float(pred.mean())
+    minority = float(y.mean())
+    near_constant = min(share, 1 - share) < min(
+        NEAR_CONSTANT_SHARE, min(minority, 1 - minority) / 2
+    )
+    return near_constant or not above_floor(m.accuracy(pred, y), m.majority_floor(y), len(y))
 
 
-def _threats(threat: ThreatModel) -> dict[str, ThreatModel]:
-    spaces = {
-        "continuous": replace(threat, attack_space="continuous"),
-        "valid": replace(threat, attack_space="valid"),
-    }
+def _validation_targets(config: PreprocessConfig, val: _Rows) -> tuple[float, float]:
+    """delta_F and delta_R tightened by ``margin`` binomial standard errors on validation
+    (S_B's at the groups' label rates; S_R's at delta_R)."""
+    y, a = val.y_np, val.a_np
+    var_b = sum(
+        float(y[a == g].mean()) * (1 - float(y[a == g].mean())) / max(int((a == g).sum()), 1)
+        for g in (0, 1)
+    )
+    var_r = config.delta_r * (1 - config.delta_r) / len(y)
+    return (
+        max(0.0, config.delta_f - config.margin * math.sqrt(var_b)),
+        min(1.0, config.delta_r + config.margin * math.sqrt(var_r)),
+    )
+
+
+def _threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:
+    variants = {"valid": replace(threat, attack_space="valid")}
     if threat.cat_budget > 0:
-        spaces["numeric"] = replace(threat, attack_space="valid", cat_budget=0)
-    return spaces
+        variants["numeric"] = replace(threat, attack_space="valid", cat_budget=0)
+    variants["continuous"] = replace(threat, attack_space="continuous")
+    return variants
 
 
-def _measure_target(
-    model: nn.Module,
-    twin: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    a: np.ndarray,
+def _train_and_measure(
+    config: PreprocessConfig,
+    encoder: TabularEncoder,
     space: FeatureSpace,
-    threat: ThreatModel,
-) -> tuple[dict[str, float], bool]:
-    y_np = y.cpu().numpy().astype(np.int8)
-    pred = _decisions(model, x)
+    x: torch.Tensor,
+    y: np.ndarray,
+    a: np.ndarray,
+    test: _Rows,
+    trained_on: str,
+    device: torch.device,
+) -> TargetReport:
+    """A fresh target and its transfer twin (seed + 1), trained plainly, measured on test."""
+    models = []
+    for seed in (config.seed, config.seed + 1):
+        model = build_model(config.target_model, encoder.n_features, seed=seed, device=device)
+        train_model(
+            model,
+            x,
+            torch.as_tensor(y, device=device),
+            torch.as_tensor(a, device=device),
+            objective=Objective(),
+            config=TrainConfig(model=config.target_model, lr=config.lr, seed=seed),
+            space=space,
+            epochs=config.target_epochs,
+        )
+        models.append(model)
+    target, twin = models
+    pred = _decisions(target, test.x)
     metrics = {
-        "accuracy": m.accuracy(pred, y_np),
-        "majority_floor": m.majority_floor(y_np),
-        "bias_score": m.bias_score(pred, a),
+        "accuracy": m.accuracy(pred, test.y_np),
+        "majority_floor": m.majority_floor(test.y_np),
+        "bias_score": m.bias_score(pred, test.a_np),
     }
-    for kind, source in (("whitebox", model), ("transfer", twin)):
-        for name, variant in _threats(threat).items():
-            x_adv = _adversarial(source, x, y, space, variant)
+    for kind, source in (("whitebox", target), ("transfer", twin)):
+        for name, variant in _threat_variants(config.threat).items():
+            x_adv = _adversarial(source, test.x, test.y, space, variant)
             metrics[f"robustness_{kind}_{name}"] = m.robustness_score(
-                _decisions(model, x_adv), y_np
+                _decisions(target, x_adv), test.y_np
             )
-    return metrics, _is_constant(pred)
+    return TargetReport(
+        model=config.target_model,
+        trained_on=trained_on,
+        rows=int(x.shape[0]),
+        metrics=metrics,
+        degenerate=_degenerate(pred, test.y_np),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,22 +533,27 @@ def _step_rows(config: PreprocessConfig, n_editable: int) -> int:
     return int(config.step)
 
 
-def _flip_count(
-    order: np.ndarray, delta: np.ndarray, gap_soft: float, s_b: float, config: PreprocessConfig
-) -> int:
-    """Rows to flip this round: enough best rows to close half the remaining soft gap."""
-    base = _step_rows(config, len(delta))
-    most = base * config.max_step_factor
-    target = 0.5 * gap_soft * max(0.0, s_b - config.delta_f) / max(s_b, 1e-12)
-    gains = np.cumsum(-delta[order[:most]])
-    needed = int(np.searchsorted(gains, target)) + 1
-    return int(min(len(order), max(base, min(most, needed))))
-
-
-def _augment_count(s_r: float, config: PreprocessConfig, n_editable: int) -> int:
-    base = _step_rows(config, n_editable)
-    shortfall = max(0.0, config.delta_r - s_r) / max(config.delta_r, 1e-12)
-    return max(base, round(base * config.max_step_factor * shortfall))
+def _validation_score(
+    surrogate: nn.Module,
+    attacker: nn.Module,
+    val: _Rows,
+    space: FeatureSpace,
+    threat: ThreatModel,
+    round_no: int,
+    state: _State,
+) -> RoundRecord:
+    pred = _decisions(surrogate, val.x)
+    x_adv = _adversarial(attacker, val.x, val.y, space, threat)
+    return RoundRecord(
+        round=round_no,
+        bias_score=m.bias_score(pred, val.a_np),
+        robustness=m.robustness_score(_decisions(surrogate, x_adv), val.y_np),
+        accuracy=m.accuracy(pred, val.y_np),
+        degenerate=_degenerate(pred, val.y_np),
+        flipped=state.n_flipped,
+        added=state.n_added,
+        seconds=0.0,
+    )
 
 
 def preprocess_table(
@@ -442,10 +571,7 @@ def preprocess_table(
     rest, test_pos = split_indices(
         prepared.y, prepared.a, test_size=config.test_size, seed=config.seed
     )
-    fit_rel, val_rel = split_indices(
-        prepared.y[rest], prepared.a[rest], test_size=config.val_size, seed=config.seed + 1
-    )
-    edit_pos, val_pos = rest[fit_rel], rest[val_rel]
+    edit_pos, val_pos = carve_validation(prepared, rest, val_size=config.val_size, seed=config.seed)
     minimum = config.data.min_group_size
     check_group_sizes(prepared, prepared.a[test_pos], minimum, "in the test split")
     check_group_sizes(prepared, prepared.a[val_pos], minimum, "in the validation split")
@@ -453,39 +579,40 @@ def preprocess_table(
         prepared.frame.iloc[edit_pos], prepared.feature_columns, prepared.immutable_columns
     )
     space = FeatureSpace.from_encoder(encoder, device)
-    x_edit = torch.as_tensor(encoder.encode(prepared.frame.iloc[edit_pos]), device=device)
-    x_val = torch.as_tensor(encoder.encode(prepared.frame.iloc[val_pos]), device=device)
-    y_val = torch.as_tensor(prepared.y[val_pos], device=device)
-    a_val_np = prepared.a[val_pos].astype(np.int8)
-    y_val_np = prepared.y[val_pos].astype(np.int8)
-    a_val = torch.as_tensor(prepared.a[val_pos], device=device)
-    state = _State(x=x_edit, y0=prepared.y[edit_pos].copy(), a=prepared.a[edit_pos].copy())
+    val = _Rows.of(prepared, encoder, val_pos, device)
+    test = _Rows.of(prepared, encoder, test_pos, device)
+    edit = _Rows.of(prepared, encoder, edit_pos, device)
+    state = _State(x=edit.x, y0=prepared.y[edit_pos].copy(), a=prepared.a[edit_pos].copy())
     n_edit = len(edit_pos)
     max_flips = math.floor(config.max_flip_frac * n_edit)
     max_adds = math.floor(config.max_augment_frac * n_edit)
+    targets = _validation_targets(config, val)
     seconds["prepare"] = time.perf_counter() - started
 
-    train_cfg = TrainConfig(model=config.surrogate, lr=config.lr, seed=config.seed, epochs=1)
+    train_cfg = TrainConfig(
+        model=config.surrogate, lr=config.lr, seed=config.seed, batch_size=config.batch_size
+    )
+    warm_cfg = replace(train_cfg, lr=config.warm_lr if config.warm_lr else config.lr)
     surrogate = build_model(config.surrogate, encoder.n_features, seed=config.seed, device=device)
     twin = (
         build_model(config.surrogate, encoder.n_features, seed=config.seed + 1, device=device)
         if config.robustness == "transfer"
         else None
     )
-    check_threat = config.threat
-    row_attack_threat = replace(config.threat, attack_space="valid")
     rng = np.random.default_rng(config.seed)
     trajectory: list[RoundRecord] = []
     stop_reason = f"budget of {config.rounds} rounds spent"
     progress(
         f"{n_edit} editable rows, {len(val_pos)} validation, {len(test_pos)} held out; "
-        f"surrogate {config.surrogate} on {device}"
+        f"surrogate {config.surrogate} on {device}; stop at validation S_B <= "
+        f"{targets[0]:.4f} and S_R >= {targets[1]:.4f} (thresholds tightened by "
+        f"{config.margin:g} standard error)"
     )
     mark = time.perf_counter()
     for round_no in range(1, config.rounds + 1):
         round_start = time.perf_counter()
-        x_tr, y_tr, a_tr = state.training_set()
-        epochs = config.epochs if round_no == 1 else config.warm_epochs
+        x_tr, y_tr, a_tr = state.training_set(val)
+        first = round_no == 1
         for model in (surrogate, twin):
             if model is not None:
                 train_model(
@@ -494,144 +621,103 @@ def preprocess_table(
                     y_tr,
                     a_tr,
                     objective=Objective(),
-                    config=train_cfg,
+                    config=train_cfg if first else replace(warm_cfg, seed=config.seed + round_no),
                     space=space,
-                    epochs=epochs,
+                    epochs=config.epochs if first else config.warm_epochs,
                 )
-        pred = _decisions(surrogate, x_val)
-        s_b = m.bias_score(pred, a_val_np)
-        attacker = surrogate if twin is None else twin
-        x_adv_val = _adversarial(attacker, x_val, y_val, space, check_threat)
-        s_r = m.robustness_score(_decisions(surrogate, x_adv_val), y_val_np)
-        accuracy = m.accuracy(pred, y_val_np)
-        constant = _is_constant(pred)
-        record = RoundRecord(
-            round=round_no,
-            bias_score=s_b,
-            robustness=s_r,
-            accuracy=accuracy,
-            constant=constant,
-            flipped=state.n_flipped,
-            added=state.n_added,
-            seconds=0.0,
+        record = _validation_score(
+            surrogate, twin or surrogate, val, space, config.threat, round_no, state
         )
-        need_f = s_b > config.delta_f
-        need_r = s_r < config.delta_r
-        if not (need_f or need_r) and not constant:
-            trajectory.append(record)
+        need_f = record.bias_score > targets[0]
+        need_r = record.robustness < targets[1]
+        if not (need_f or need_r) and not record.degenerate:
+            trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
             stop_reason = f"both constraints met on validation at round {round_no}"
             break
         can_flip = need_f and state.n_flipped < max_flips
         can_add = need_r and state.n_added < max_adds
         if not (can_flip or can_add):
-            trajectory.append(record)
+            trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
             stop_reason = (
-                f"limits reached at round {round_no} (--max-flip-frac {config.max_flip_frac}, "
-                f"--max-augment-frac {config.max_augment_frac})"
-                if not constant
-                else f"the surrogate became constant at round {round_no}"
+                f"the surrogate is degenerate at round {round_no}"
+                if not (need_f or need_r)
+                else f"edit limits reached at round {round_no} (--max-flip-frac "
+                f"{config.max_flip_frac:g}, --max-augment-frac {config.max_augment_frac:g})"
             )
             break
         if can_flip:
-            _flip_round(
-                state, surrogate, x_tr, y_tr, x_val, y_val, a_val, s_b, max_flips, round_no, config
-            )
+            _flip_round(state, surrogate, x_tr, y_tr, val, record, targets, max_flips, config)
         if can_add:
+            history = [*trajectory, record]
             _augment_round(
-                state,
-                surrogate,
-                encoder,
-                space,
-                row_attack_threat,
-                s_r,
-                max_adds,
-                round_no,
-                rng,
-                config,
+                state, surrogate, encoder, space, history, targets, max_adds, rng, config
             )
         trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
         progress(
-            f"round {round_no}: S_B {s_b:.4f} S_R {s_r:.4f} acc {accuracy:.4f}; "
-            f"flipped {state.n_flipped}, added {state.n_added}"
+            f"round {round_no}: S_B {record.bias_score:.4f} S_R {record.robustness:.4f} "
+            f"acc {record.accuracy:.4f}; flipped {state.n_flipped}, added {state.n_added} "
+            f"({time.perf_counter() - round_start:.2f}s)"
         )
     seconds["rounds"] = time.perf_counter() - mark
 
-    met_rounds = [r for r in trajectory if r.violation(config.delta_f, config.delta_r) == 0.0]
-    if met_rounds:
-        chosen = met_rounds[0]
-    else:
-        chosen = min(trajectory, key=lambda r: r.violation(config.delta_f, config.delta_r))
-    state_round = chosen.round  # edits made in rounds < chosen.round are kept
+    def violation(record: RoundRecord) -> float:
+        return record.violation(*targets)
+
+    met_rounds = [r for r in trajectory if violation(r) == 0.0]
+    chosen = met_rounds[0] if met_rounds else min(trajectory, key=violation)
+    keep_flips = (state.flip_round > 0) & (state.flip_round < chosen.round)
+    keep_added = np.flatnonzero(state.added_rounds() < chosen.round)
 
     mark = time.perf_counter()
-    output, flips, additions, keep_added = _build_output(
-        frame, prepared, encoder, state, edit_pos, state_round, config
+    output, flips, additions = _build_output(
+        frame, prepared, encoder, state, edit_pos, keep_flips, keep_added, config
     )
     seconds["output"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
     progress(f"training a fresh {config.target_model} on the output (plain BCE)")
-    x_test = torch.as_tensor(encoder.encode(prepared.frame.iloc[test_pos]), device=device)
-    y_test = torch.as_tensor(prepared.y[test_pos], device=device)
-    a_test = prepared.a[test_pos].astype(np.int8)
-    y_edit_final = np.where(
-        (state.flip_round > 0) & (state.flip_round < state_round), 1 - state.y0, state.y0
-    ).astype(np.float32)
+    y_final = np.where(keep_flips, 1.0 - state.y0, state.y0).astype(np.float32)
     src = state.sources()[keep_added]
-    x_added = (
-        torch.cat(state.adv_x)[torch.as_tensor(keep_added, device=device)]
-        if len(src)
-        else x_edit[:0]
-    )
-    x_out = torch.cat([x_edit, x_val, x_added])
-    y_out = np.concatenate([y_edit_final, prepared.y[val_pos], y_edit_final[src]])
-    a_out = np.concatenate([state.a, prepared.a[val_pos], state.a[src]])
+    x_added = state.added_x()[torch.as_tensor(keep_added, device=device, dtype=torch.long)]
     target = _train_and_measure(
         config,
         encoder,
         space,
-        x_out,
-        y_out,
-        a_out,
-        x_test,
-        y_test,
-        a_test,
-        "output minus the held-out rows",
+        torch.cat([edit.x, val.x, x_added]),
+        np.concatenate([y_final, val.y_np, y_final[src]]).astype(np.float32),
+        np.concatenate([state.a, val.a_np, state.a[src]]).astype(np.float32),
+        test,
+        "the output minus the held-out rows",
         device,
     )
     baseline = None
     if config.compare_input:
         progress(f"training a fresh {config.target_model} on the input, for comparison")
-        x_in = torch.cat([x_edit, x_val])
-        y_in = np.concatenate([state.y0, prepared.y[val_pos]])
-        a_in = np.concatenate([state.a, prepared.a[val_pos]])
         baseline = _train_and_measure(
             config,
             encoder,
             space,
-            x_in,
-            y_in,
-            a_in,
-            x_test,
-            y_test,
-            a_test,
-            "input minus the held-out rows",
+            torch.cat([edit.x, val.x]),
+            np.concatenate([state.y0, val.y_np]).astype(np.float32),
+            np.concatenate([state.a, val.a_np]).astype(np.float32),
+            test,
+            "the input minus the held-out rows",
             device,
         )
     seconds["target"] = time.perf_counter() - mark
 
-    met = bool(met_rounds) and not target.constant
-    if met_rounds and target.constant:
+    met = bool(met_rounds) and not target.degenerate
+    if met_rounds and target.degenerate:
         reason = (
             f"{stop_reason}, but the fresh {config.target_model} trained on the output is "
-            "constant: not a success"
+            "degenerate (near constant or no better than the majority class): not a success"
         )
     elif met:
         reason = stop_reason
     else:
         reason = (
-            f"not met: {stop_reason}; best round {chosen.round} "
-            f"(S_B {chosen.bias_score:.4f}, S_R {chosen.robustness:.4f})"
+            f"not met: {stop_reason}; best round {chosen.round} (validation S_B "
+            f"{chosen.bias_score:.4f}, S_R {chosen.robustness:.4f})"
         )
     seconds["total"] = time.perf_counter() - started
     return PreprocessResult(
@@ -640,6 +726,7 @@ def preprocess_table(
         met=met,
         reason=reason,
         chosen_round=chosen.round,
+        validation_targets=targets,
         trajectory=tuple(trajectory),
         flips=flips,
         additions=additions,
@@ -671,71 +758,36 @@ def _settings(config: PreprocessConfig, device: str) -> dict[str, Any]:
     return settings
 
 
-def _train_and_measure(
-    config: PreprocessConfig,
-    encoder: TabularEncoder,
-    space: FeatureSpace,
-    x: torch.Tensor,
-    y: np.ndarray,
-    a: np.ndarray,
-    x_test: torch.Tensor,
-    y_test: torch.Tensor,
-    a_test: np.ndarray,
-    trained_on: str,
-    device: torch.device,
-) -> TargetReport:
-    """A fresh target (and its transfer twin, seed + 1) trained plainly, measured on test."""
-    cfg = TrainConfig(model=config.target_model, lr=config.lr, seed=config.seed, epochs=1)
-    models = []
-    for seed in (config.seed, config.seed + 1):
-        model = build_model(config.target_model, encoder.n_features, seed=seed, device=device)
-        train_model(
-            model,
-            x,
-            torch.as_tensor(y, device=device),
-            torch.as_tensor(a, device=device),
-            objective=Objective(),
-            config=replace(cfg, seed=seed),
-            space=space,
-            epochs=config.target_epochs,
-        )
-        models.append(model)
-    metrics, constant = _measure_target(
-        models[0], models[1], x_test, y_test, a_test, space, config.threat
-    )
-    return TargetReport(
-        model=config.target_model,
-        trained_on=trained_on,
-        rows=int(x.shape[0]),
-        metrics=metrics,
-        constant=constant,
-    )
-
-
 def _flip_round(
     state: _State,
     surrogate: nn.Module,
     x_tr: torch.Tensor,
     y_tr: torch.Tensor,
-    x_val: torch.Tensor,
-    y_val: torch.Tensor,
-    a_val: torch.Tensor,
-    s_b: float,
+    val: _Rows,
+    record: RoundRecord,
+    targets: tuple[float, float],
     max_flips: int,
-    round_no: int,
     config: PreprocessConfig,
 ) -> None:
+    """Flip the labels (and adversarial copies) predicted to lower F the most (eqs. 17-21)."""
     influence = compute_flip_influence(
-        surrogate, x_tr, y_tr, x_val, y_val, a_val, params=config.influence_params
+        surrogate,
+        x_tr,
+        y_tr,
+        val.x,
+        val.y,
+        torch.as_tensor(val.a_np, device=val.x.device),
+        params=config.influence_params,
     )
     n = len(state.y)
+    n_first_added = n + len(val.y_np)  # training rows: editable, validation, added
     delta_f = influence.delta_fairness[:n].cpu().numpy().copy()
     delta_l = influence.delta_loss[:n].cpu().numpy().copy()
     src = state.sources()
     if len(src):
         # A row's adversarial copy is flipped with it: first-order effects add.
-        np.add.at(delta_f, src, influence.delta_fairness[n:].cpu().numpy())
-        np.add.at(delta_l, src, influence.delta_loss[n:].cpu().numpy())
+        np.add.at(delta_f, src, influence.delta_fairness[n_first_added:].cpu().numpy())
+        np.add.at(delta_l, src, influence.delta_loss[n_first_added:].cpu().numpy())
     scale = influence.loss_scale
     score = delta_f * np.exp(-np.abs(delta_l) / scale) if scale > 0 else delta_f
     score = np.where(state.flip_round > 0, np.inf, score)
@@ -743,13 +795,37 @@ def _flip_round(
     order = order[score[order] < 0]
     if len(order) == 0:
         return
-    k = _flip_count(order, delta_f, influence.fairness, s_b, config)
-    k = min(k, max_flips - state.n_flipped)
+    # Close half the gap between the soft bias F and its share of the target at a time.
+    base = _step_rows(config, n)
+    most = base * config.max_step_factor
+    excess = max(0.0, record.bias_score - targets[0]) / max(record.bias_score, 1e-12)
+    gains = np.cumsum(-delta_f[order[:most]])
+    needed = int(np.searchsorted(gains, _FLIP_GAP_SHARE * influence.fairness * excess)) + 1
+    k = min(len(order), max(base, min(most, needed)), max_flips - state.n_flipped)
     rows = order[:k]
     state.y[rows] = 1.0 - state.y[rows]
-    state.flip_round[rows] = round_no
+    state.flip_round[rows] = record.round
     state.flip_score[rows] = score[rows]
     state.flip_delta[rows] = delta_f[rows]
+
+
+def _augment_count(
+    history: list[RoundRecord], target: float, config: PreprocessConfig, n_editable: int
+) -> int:
+    """Rows to add this round: half the remaining S_R gap over the recent gain per added row
+    (a least-squares slope over the last rounds), within [l, max_step_factor * l]; before
+    there is a positive slope, l * max_step_factor * the relative shortfall."""
+    base = _step_rows(config, n_editable)
+    most = base * config.max_step_factor
+    record = history[-1]
+    gap = max(0.0, target - record.robustness)
+    recent = history[-_SLOPE_ROUNDS:]
+    added = np.array([r.added for r in recent], dtype=float)
+    if len(recent) >= 3 and np.ptp(added) > 0:
+        slope = float(np.polyfit(added, [r.robustness for r in recent], 1)[0])
+        if slope > 0:
+            return int(min(most, max(base, math.ceil(_AUGMENT_GAP_SHARE * gap / slope))))
+    return int(min(most, max(base, round(most * gap / max(target, 1e-12)))))
 
 
 def _augment_round(
@@ -757,23 +833,25 @@ def _augment_round(
     surrogate: nn.Module,
     encoder: TabularEncoder,
     space: FeatureSpace,
-    threat: ThreatModel,
-    s_r: float,
+    history: list[RoundRecord],
+    targets: tuple[float, float],
     max_adds: int,
-    round_no: int,
     rng: np.random.Generator,
     config: PreprocessConfig,
 ) -> None:
-    free = np.flatnonzero(state.copy_of < 0)
+    """Add the valid adversarial rows of smallest accuracy influence I_U (eq. 22)."""
+    free = np.flatnonzero(~state.has_copy)
     if len(free) == 0:
         return
-    k = min(_augment_count(s_r, config, len(state.y)), max_adds - state.n_added, len(free))
-    pool_size = min(len(free), max(4 * k, 4096))
-    pool = np.sort(rng.choice(free, size=pool_size, replace=False))
+    k = min(_augment_count(history, targets[1], config, len(state.y)), max_adds - state.n_added)
+    k = min(k, len(free))
+    pool = np.sort(
+        rng.choice(free, size=min(len(free), max(_POOL_FACTOR * k, _MIN_POOL)), replace=False)
+    )
     device = state.x.device
-    pool_t = torch.as_tensor(pool, device=device)
-    x_pool = state.x[pool_t]
+    x_pool = state.x[torch.as_tensor(pool, device=device)]
     y_pool = torch.as_tensor(state.y[pool], device=device)
+    threat = config.threat
     attack = ValidRecordAttack(
         surrogate,
         space,
@@ -787,24 +865,23 @@ def _augment_round(
     x_adv = torch.cat(
         [
             attack(x_pool[i : i + _ATTACK_CHUNK], y_pool[i : i + _ATTACK_CHUNK])
-            for i in range(0, pool_size, _ATTACK_CHUNK)
+            for i in range(0, len(pool), _ATTACK_CHUNK)
         ]
     )
-    # What is written is the decoded record; train on exactly that (no fractional artefacts).
-    x_adv = torch.as_tensor(encoder.encode(encoder.decode(x_adv.cpu().numpy())), device=device)
     influence = (
         compute_augment_influence(surrogate, x_adv, y_pool, params=config.influence_params)
         .cpu()
         .numpy()
     )
-    picked = np.argsort(influence, kind="stable")[:k]
-    picked = np.sort(picked)
-    start = state.n_added
-    state.adv_x.append(x_adv[torch.as_tensor(picked, device=device)])
+    picked = np.sort(np.argsort(influence, kind="stable")[:k])
+    # What is written is the decoded record: train on exactly that, so the surrogate sees
+    # what the outside trainer will (no fractional one-hot or off-grid artefacts).
+    decoded = encoder.decode(x_adv[torch.as_tensor(picked, device=device)].cpu().numpy())
+    state.adv_x.append(torch.as_tensor(encoder.encode(decoded), device=device))
     state.adv_src.append(pool[picked])
-    state.adv_round.append(np.full(len(picked), round_no, dtype=np.int64))
+    state.adv_round.append(np.full(len(picked), history[-1].round, dtype=np.int64))
     state.adv_iu.append(influence[picked])
-    state.copy_of[pool[picked]] = np.arange(start, start + len(picked))
+    state.has_copy[pool[picked]] = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -812,9 +889,9 @@ def _augment_round(
 
 
 def _label_values(frame: pd.DataFrame, prepared: PreparedData) -> tuple[Any, Any]:
-    """The cell values written for a favourable and an unfavourable label: the most common
-    original value of each outcome (the file's own values and type)."""
-    column = frame[prepared.label_column].loc[prepared.frame.index]
+    """The cell values written for a favourable and an unfavourable label: each outcome's
+    most common original value (the file's own values and type; ties: first seen)."""
+    column = frame[prepared.label_column].iloc[np.asarray(prepared.frame.index)]
     values: list[Any] = []
     for outcome in (1.0, 0.0):
         counts = column[prepared.y == outcome].value_counts(sort=False)
@@ -828,68 +905,64 @@ def _build_output(
     encoder: TabularEncoder,
     state: _State,
     edit_pos: np.ndarray,
-    state_round: int,
+    keep_flips: np.ndarray,
+    keep_added: np.ndarray,
     config: PreprocessConfig,
-) -> tuple[pd.DataFrame, tuple[FlipRecord, ...], tuple[AdditionRecord, ...], np.ndarray]:
-    """The input with the flips of rounds < ``state_round`` applied, then the added rows."""
-    label = frame.columns[list(map(str, frame.columns)).index(prepared.label_column)]
+) -> tuple[pd.DataFrame, tuple[FlipRecord, ...], tuple[AdditionRecord, ...]]:
+    """The input with the kept flips applied, then the kept added rows, input dtypes."""
+    names = [str(c) for c in frame.columns]
+    label = frame.columns[names.index(prepared.label_column)]
     favourable, unfavourable = _label_values(frame, prepared)
-    file_rows = np.asarray(prepared.frame.index)[edit_pos]  # input row positions
-    kept = (state.flip_round > 0) & (state.flip_round < state_round)
-    flipped = np.flatnonzero(kept)
-    flipped = flipped[np.lexsort((flipped, state.flip_round[flipped]))]
+    file_rows = np.asarray(prepared.frame.index)[edit_pos]  # editable row -> input position
+    flipped = np.flatnonzero(keep_flips)
+    flipped = flipped[np.lexsort((flipped, state.flip_round[flipped]))]  # by round, then row
     output = frame.copy()
-    label_at = output.columns.get_loc(label)
+    column = output[label].copy()
     flips: list[FlipRecord] = []
     for row in flipped:
         position = int(file_rows[row])
-        old = output.iat[position, label_at]
         new = unfavourable if state.y0[row] == 1.0 else favourable
         flips.append(
             FlipRecord(
                 index=position,
-                old_label=_python(old),
+                old_label=_python(column.iat[position]),
                 new_label=_python(new),
                 influence=float(state.flip_score[row]),
                 delta_fairness=float(state.flip_delta[row]),
                 round=int(state.flip_round[row]),
             )
         )
-    if len(flipped):
-        flip_positions = file_rows[flipped]
-        new_values = [unfavourable if state.y0[row] == 1.0 else favourable for row in flipped]
-        column = output[label].copy()
-        column.iloc[flip_positions] = pd.Series(new_values, dtype=column.dtype).to_numpy()
-        output[label] = column
+        column.iat[position] = new
+    output[label] = column
 
-    rounds = np.concatenate(state.adv_round) if state.adv_round else np.zeros(0, np.int64)
-    keep_added = np.flatnonzero(rounds < state_round)
     additions: list[AdditionRecord] = []
     if len(keep_added):
         src = state.sources()[keep_added]
         iu = np.concatenate(state.adv_iu)[keep_added]
-        x_added = torch.cat(state.adv_x)[torch.as_tensor(keep_added)].cpu().numpy()
-        decoded = encoder.decode(x_added)
-        added = output.iloc[file_rows[src]].copy()  # labels after flips, other columns copied
+        rounds = state.added_rounds()[keep_added]
+        decoded = encoder.decode(state.added_x()[torch.as_tensor(keep_added)].cpu().numpy())
+        # Copy the source rows (labels after flips, protected and dropped columns as they
+        # are), then overwrite the feature columns with the decoded adversarial values.
+        added = output.iloc[file_rows[src]].copy()
         for name in encoder.column_names:
-            column = next(c for c in frame.columns if str(c) == name)
-            added[column] = pd.Series(decoded[name].to_numpy(), index=added.index).astype(
-                frame.dtypes[column]
+            original = frame.columns[names.index(name)]
+            added[original] = pd.Series(decoded[name].to_numpy(), index=added.index).astype(
+                frame.dtypes[original]
             )
         output = pd.concat([output, added], ignore_index=True)
-        attack_name = f"valid-pgd{config.threat.pgd_steps}-cat{config.threat.cat_budget}"
-        for j, source_row in enumerate(src):
-            additions.append(
-                AdditionRecord(
-                    source_index=int(file_rows[source_row]),
-                    attack=attack_name,
-                    eps=config.threat.eps,
-                    influence=float(iu[j]),
-                    round=int(rounds[keep_added[j]]),
-                )
+        attack = f"valid-pgd{config.threat.pgd_steps}-cat{config.threat.cat_budget}"
+        additions = [
+            AdditionRecord(
+                source_index=int(file_rows[source]),
+                attack=attack,
+                eps=config.threat.eps,
+                influence=float(iu[j]),
+                round=int(rounds[j]),
             )
+            for j, source in enumerate(src)
+        ]
     output = output.astype(frame.dtypes.to_dict())
-    return output, tuple(flips), tuple(additions), keep_added
+    return output, tuple(flips), tuple(additions)
 
 
 def _python(value: Any) -> Any:

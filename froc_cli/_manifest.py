@@ -146,8 +146,7 @@ def build_manifest(
         "trajectory": summary["trajectory"],
         "flips": [asdict(flip) for flip in result.flips],
         "additions": [
-            {"output_row": n_input + i, **asdict(added)}
-            for i, added in enumerate(result.additions)
+            {"output_row": n_input + i, **asdict(added)} for i, added in enumerate(result.additions)
         ],
         "seconds": summary["seconds"],
     }

@@ -227,7 +227,7 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
         )
         for name in cfg.selected_methods
     ]
-    ax.legend(handles=handles, fontsize=7, loc="upper left", framealpha=0.85)
+    ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.85)
     ax.set_xlim(0.0, 1.02)
     ax.set_ylim(0.0, top)
     ax.set_xlabel("S_R: robustness, PGD white-box (higher is better)")

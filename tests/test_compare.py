@@ -31,6 +31,7 @@ from froc_cli._compare import (
     CompareContext,
     CompareResult,
     GroupBlind,
+    MethodRow,
     MethodSpec,
     RepairedPipeline,
     _with_group_column,
@@ -119,6 +120,27 @@ def test_selection_without_a_feasible_setting_takes_the_smallest_shortfall() -> 
     assert select_on_validation(tie, 0.1, 0.5) == 1
     with pytest.raises(InputError):
         select_on_validation([], 0.1, 0.5)
+
+
+def test_a_setting_no_better_than_the_majority_floor_never_counts() -> None:
+    constant = {"accuracy": 0.66, "majority_floor": 0.66, "bias_score": 0.0, "robustness_pgd": 0.66}
+    useful = {"accuracy": 0.80, "majority_floor": 0.66, "bias_score": 0.15, "robustness_pgd": 0.55}
+    assert select_on_validation([constant, useful], 0.1, 0.5) == 1
+    row = MethodRow(
+        method="plain",
+        label="plain",
+        seed=0,
+        status="ok",
+        setting="",
+        metrics=constant,
+        validation={},
+        params={},
+        seconds=1.0,
+        meets_fairness=True,
+        meets_robustness=True,
+        above_floor=False,
+    )
+    assert not row.meets_both and replace(row, above_floor=True).meets_both
 
 
 # --------------------------------------------------------------------------------------------

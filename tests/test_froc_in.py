@@ -172,6 +172,33 @@ def test_pgd_box_equals_projecting_every_step() -> None:
     assert torch.equal(attack(x, y), reference)
 
 
+@pytest.mark.parametrize("spec", ["lr", "mlp:16", "mlp:16x8"])
+def test_hand_written_input_gradient_equals_autograd(spec: str) -> None:
+    """The attacks' fast path for froc's networks gives autograd's numbers exactly."""
+    generator = torch.Generator().manual_seed(2)
+    x = torch.rand(257, 9, generator=generator)
+    labels = (torch.rand(257, generator=generator) > 0.5).float()
+    model = build_model(spec, 9, seed=5)
+    x_grad = x.clone().requires_grad_(True)
+    loss = -((2.0 * labels - 1.0) * model(x_grad)).sum()
+    (expected,) = torch.autograd.grad(loss, x_grad)
+    assert torch.equal(model.input_gradient(x, 1.0 - 2.0 * labels), expected)
+    attack = PGD(model, FeatureSpace.unconstrained(9), eps=0.1, steps=4)
+    assert torch.equal(attack.loss_gradient(x, labels), expected)
+
+    class Wrapped(torch.nn.Module):  # not a TabularNet: the attack falls back to autograd
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.inner(inputs)
+            return out
+
+    slow = PGD(Wrapped(), FeatureSpace.unconstrained(9), eps=0.1, steps=4)
+    assert torch.equal(slow(x, labels), attack(x, labels))
+
+
 # --- the effect of each lambda ---------------------------------------------------------------
 
 
@@ -276,6 +303,9 @@ def test_search_never_returns_a_constant_model_as_success(planted: pd.DataFrame)
     payload = result.to_dict()
     assert payload["passed"] is False
     assert payload["trials"]  # the closest point found is reported
+    trials = result.outcome.trials
+    if any(not t.score.degenerate for t in trials):
+        assert not result.outcome.chosen.score.degenerate  # closest: non-degenerate first
 
 
 def test_fixed_lambda_with_threshold_is_checked_not_searched(planted: pd.DataFrame) -> None:

@@ -103,7 +103,11 @@ def audit_command(
     ] = None,
     model_file: Annotated[
         Path | None,
-        typer.Option("--model", help="Audit a saved model (.froc) instead of training one."),
+        typer.Option(
+            "--model",
+            help="Audit a saved model (.froc from froc train-in) instead of training one; on the "
+            "table it was trained on, only its held-out test split is audited.",
+        ),
     ] = None,
     target_model: TargetModel = "mlp:128",
     epochs: Epochs = 300,

@@ -12,7 +12,7 @@ from .._artifact import load_model
 from .._errors import InputError
 from .._io import read_table, write_table_atomic
 from .._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table
-from ._common import DataPath, Device, Drop, JsonFlag, Quiet, guarded, split_list, stdout_console
+from ._common import DataPath, Device, JsonFlag, Quiet, guarded, split_list, stdout_console
 
 __all__ = ["predict_command"]
 
@@ -26,7 +26,13 @@ def predict_command(
         Path,
         typer.Option("--output", "-o", help="Output table (.csv or .parquet).", show_default=False),
     ],
-    drop: Drop = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Other columns to carry through unchanged (identifiers, ...); repeat or "
+            "comma-separate."
+        ),
+    ] = None,
     device: Device = "cpu",
     json_output: JsonFlag = False,
     quiet: Quiet = False,

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK
+from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
 from .._froc_pre import PreprocessConfig, PreprocessResult, TargetReport, preprocess_table
 from .._io import read_table
 from .._manifest import (
@@ -82,17 +83,18 @@ def _print_result(
         title_justify="left",
     )
     table.add_column("figure")
-    for name, report in reports:
+    for name, _ in reports:
         table.add_column(f"trained on the {name}", justify="right")
     table.add_column("threshold", justify="right")
+    table.add_row("accuracy", *(format_number(r.metrics["accuracy"]) for _, r in reports), "")
     table.add_row(
-        "accuracy", *(format_number(r.metrics["accuracy"]) for _, r in reports), ""
+        "majority-class floor",
+        *(format_number(r.metrics["majority_floor"]) for _, r in reports),
+        "",
     )
     table.add_row(
-        "majority-class floor", *(format_number(r.metrics["majority_floor"]) for _, r in reports), ""
-    )
-    table.add_row(
-        "S_B bias score", *(format_number(r.metrics["bias_score"]) for _, r in reports),
+        "S_B bias score",
+        *(format_number(r.metrics["bias_score"]) for _, r in reports),
         f"<= {config.delta_f:g}",
     )
     for kind in ("whitebox", "transfer"):
@@ -254,8 +256,22 @@ def preprocess_command(
             help="Also train the target on the unedited input, for comparison.",
         ),
     ] = True,
+    margin: Annotated[
+        float,
+        typer.Option(
+            help="Stop on validation only past the thresholds by this many standard errors."
+        ),
+    ] = 1.0,
     seed: Seed = 0,
     device: Device = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads for torch (default: torch's choice, one per core); 1 is often "
+            "faster on a busy machine.",
+            show_default=False,
+        ),
+    ] = None,
     json_output: JsonFlag = False,
     quiet: Quiet = False,
 ) -> None:
@@ -274,6 +290,10 @@ def preprocess_command(
 
     def run() -> int:
         target = output if output is not None else default_output_path(data)
+        if threads is not None:
+            if threads < 1:
+                raise InputError(f"--threads {threads}: expected at least 1")
+            torch.set_num_threads(threads)
         config = PreprocessConfig(
             data=data_spec(
                 protected=protected,
@@ -302,6 +322,7 @@ def preprocess_command(
             max_flip_frac=max_flip_frac,
             max_augment_frac=max_augment_frac,
             influence_params=influence_params,  # type: ignore[arg-type]
+            margin=margin,
             epochs=epochs,
             warm_epochs=warm_epochs,
             target_epochs=target_epochs,
@@ -312,12 +333,10 @@ def preprocess_command(
             device=device,
             compare_input=compare_input,
         )
-        silent = quiet or json_output
-        report = progress_printer(silent)
-        report(f"reading {data}")
-        frame = read_table(data)
         check_output_path(data, target, manifest)
-        result = preprocess_table(frame, config, source=str(data), progress=report)
+        frame = read_table(data)
+        progress = progress_printer(quiet or json_output)
+        result = preprocess_table(frame, config, source=str(data), progress=progress)
         files = write_preprocess_outputs(
             result,
             input_path=data,

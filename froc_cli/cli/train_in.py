@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
+import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -154,8 +155,10 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
         for trial in outcome.trials:
             score = trial.score
             flag = "yes" if trial.meets_thresholds else "no"
-            if score.degenerate:
-                flag = "degenerate"
+            if score.near_constant:
+                flag = "near constant"
+            elif score.below_floor:
+                flag = "~ floor"
             marker = " *" if trial.index == outcome.chosen.index else ""
             trials.add_row(
                 f"{trial.index + 1}{marker}",
@@ -172,7 +175,9 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
         console.print(
             "search targets on validation (thresholds tightened by "
             f"{froc.margin:g} standard error): S_B <= {format_number(targets['bias_score'])}, "
-            f"S_R >= {format_number(targets['robustness_pgd'])}; * = chosen",
+            f"S_R >= {format_number(targets['robustness_pgd'])}; * = chosen; never a success: "
+            "near constant (rarer decision < 5% of rows) or ~ floor (accuracy within 2 standard "
+            "errors of the majority-class floor)",
             highlight=False,
         )
     prepared = result.prepared
@@ -233,16 +238,32 @@ def train_in_command(
     ] = 0.2,
     patience: Annotated[
         int, typer.Option(help="Stop a fit after this many scorings without gain (0: off).")
-    ] = 6,
+    ] = 4,
     margin: Annotated[
         float,
         typer.Option(help="Search: tighten the thresholds by this many standard errors."),
     ] = 1.0,
+    max_fits: Annotated[
+        int, typer.Option(help="Search: at most this many fits (keeps results reproducible).")
+    ] = 16,
     search_budget: Annotated[
-        float, typer.Option(help="Search: start no new fit after this many seconds.")
-    ] = 240.0,
+        float | None,
+        typer.Option(
+            help="Search: start no new fit after this many seconds (results then depend on the "
+            "machine's speed).",
+            show_default=False,
+        ),
+    ] = None,
     seed: Seed = 0,
     device: Device = "auto",
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads for torch (default: torch's choice, one per core); 1 is often "
+            "faster on a busy machine.",
+            show_default=False,
+        ),
+    ] = None,
     eps: Eps = 0.1,
     pgd_steps: PgdSteps = 10,
     attack_target: AttackTargetOpt = "true",
@@ -284,6 +305,14 @@ def train_in_command(
 
     def run() -> int:
         _check_suffix(trace, "--trace")
+        for option, path in (("--output", output), ("--trace", trace)):
+            if path is not None and path.is_dir():
+                # Refuse before training, not after: the files are written at the end.
+                raise InputError(f"{option} {path}: is a directory, expected a file name")
+        if threads is not None:
+            if threads < 1:
+                raise InputError(f"--threads {threads}: expected at least 1")
+            torch.set_num_threads(threads)
         spec: DataSpec = data_spec(
             protected=protected,
             label=label,
@@ -321,6 +350,7 @@ def train_in_command(
                 patience=patience,
                 margin=margin,
                 search_budget_s=search_budget,
+                max_trials=max_fits,
                 trace=trace is not None,
             ),
             test_size=test_size,

@@ -217,7 +217,7 @@ def test_infeasible_exits_1_and_writes_no_model_by_default(data_csv: Path, workd
     out = workdir / "infeasible.froc"
     args = [
         "train-in", data_csv, "--protected", "gender", "--delta-f", "0", "--delta-r", "0.99",
-        *FAST, "--search-budget", "1", "-o", out,
+        *FAST, "--max-fits", "4", "-o", out,
     ]  # fmt: skip
     result = froc(*args, "--json")
     assert result.exit_code == 1, result.stderr
@@ -253,6 +253,8 @@ def test_search_reports_the_chosen_lambdas(data_csv: Path) -> None:
         (["--protected", "gender", "--delta-r", "2"], ["--delta-r 2"]),
         (["--protected", "gender", "--lambda-f", "1", "--attack", "cw"], ["--attack cw"]),
         (["--protected", "gender", "--lambda-f", "1", "--trace", "t.txt"], ["--trace", ".csv"]),
+        (["--protected", "gender", "--lambda-f", "1", "-o", "."], ["--output", "directory"]),
+        (["--protected", "gender", "--lambda-f", "1", "--threads", "0"], ["--threads 0"]),
     ],
 )
 def test_bad_input_exits_2(data_csv: Path, args: list[str], needles: list[str]) -> None:
