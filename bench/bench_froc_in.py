@@ -205,9 +205,9 @@ def bench_search(
     return {"targets": targets, "runs": runs, "summary": summary, "met_per_seed": met}
 
 
-def bench_speed(path: Path, fields: dict[str, Any]) -> dict[str, Any]:
+def bench_speed(path: Path, fields: dict[str, Any], thread_counts: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"lambdas": SPEED_LAMBDAS, "runs": []}
-    for threads in (1, 2):
+    for threads in thread_counts:
         args = [
             *spec_args(fields),
             "--lambda-f",
@@ -331,6 +331,9 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads for the search runs"
     )
+    parser.add_argument(
+        "--speed-threads", default="1,2", help="thread counts of the speed runs (comma-separated)"
+    )
     options = parser.parse_args()
     data_dir = shared_data_dir()
     if data_dir is None:
@@ -355,7 +358,8 @@ def main() -> int:
         adult_frame.to_csv(adult_csv, index=False)
         if not options.skip_speed:
             print("speed: one fit on Adult", flush=True)
-            report["speed"] = bench_speed(adult_csv, adult_fields)
+            counts = [int(t) for t in options.speed_threads.split(",") if t.strip()]
+            report["speed"] = bench_speed(adult_csv, adult_fields, counts)
         if not options.skip_adult:
             print("Adult search", flush=True)
             report["adult"] = bench_search(adult_csv, adult_fields, ADULT, seeds, options.threads)

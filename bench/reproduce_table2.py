@@ -121,6 +121,7 @@ def _run_one(
         "metrics": {k: metrics[k] for k in (*METRICS, "bias_score_pgd")},
         "rows": result.rows,
         "protected_group": list(result.protected_values),
+        "torch_threads": result.settings["threads"],
         "seconds": {**result.seconds, "wall": wall},
     }
 
@@ -200,8 +201,11 @@ def render_markdown(payload: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in payload["versions"].items())
     lines += [
         "",
-        f"Versions: {versions}. Machine: {payload['machine']['cpus']} CPUs, torch threads "
-        f"{payload['machine']['torch_threads']}. Total {payload['seconds']:.0f} s.",
+        f"Versions: {versions}. Machine: {payload['machine']['cpus']} CPUs; torch threads in "
+        f"the audits: {', '.join(map(str, payload['machine']['audit_threads']))} (AuditConfig "
+        "default); load average "
+        f"(1 min) at the end {payload['machine']['load_average_at_end'][0]:.1f}. "
+        f"Total {payload['seconds']:.0f} s.",
         "",
     ]
     return "\n".join(lines)
@@ -219,8 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     if data_dir is None:
         print("reproduce_table2: ../shared/data not found; skipping", file=sys.stderr)
         return 0
-    import torch
-
     started = time.perf_counter()
     runs: list[dict[str, Any]] = []
     for setting in args.settings:
@@ -246,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": environment_versions(),
         "machine": {
             "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            "audit_threads": sorted({run["torch_threads"] for run in runs}),
             "load_average_at_end": list(os.getloadavg()),
         },
         "train": asdict(TrainConfig()),

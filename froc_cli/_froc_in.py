@@ -502,11 +502,8 @@ def _run_fit(
         # at this fit's lambdas): smooth and little affected by the noise of S_B and S_R, so the
         # thresholds are compared once per fit, not once per checkpoint (fewer chances to pick
         # a lucky checkpoint on validation).
-        rank = (0, -score.objective)
-        if not best or rank > best["rank"]:
-            best.update(
-                rank=rank, score=score, epoch=epochs_run, state=copy.deepcopy(net.state_dict())
-            )
+        if not best or score.objective < best["score"].objective:
+            best.update(score=score, epoch=epochs_run, state=copy.deepcopy(net.state_dict()))
             stale = 0
         else:
             stale += 1

@@ -55,12 +55,12 @@ class TabularNet(nn.Module):
         adversarial training's time.
         """
         linears = [module for module in self.layers if isinstance(module, nn.Linear)]
-        pre_activations = []
+        pre_activations: list[torch.Tensor] = []
         hidden = x
         for linear in linears[:-1]:
-            z = torch.addmm(linear.bias, hidden, linear.weight.t())
-            pre_activations.append(z)
-            hidden = torch.relu(z)
+            if pre_activations:  # the last hidden layer's output itself is not needed
+                hidden = torch.relu(pre_activations[-1])
+            pre_activations.append(torch.addmm(linear.bias, hidden, linear.weight.t()))
         grad = logit_grad[:, None] * linears[-1].weight
         for linear, z in zip(reversed(linears[:-1]), reversed(pre_activations), strict=True):
             grad = torch.ops.aten.threshold_backward(grad, z, 0.0) @ linear.weight

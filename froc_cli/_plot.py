@@ -5,7 +5,8 @@ constraints hold: S_R(PGD, white-box) >= delta_R on the x axis, S_B <= delta_F o
 Each method's reported setting is a large marker; the settings the sequential methods searched
 are small markers joined in lambda order (the paper's Fig. 2 path); with ``--sweep`` the FRoC-IN
 and FRoC-PRE settings are small markers and their Pareto front (highest S_R for the lowest
-S_B) is a step line.
+S_B) is a step line. A setting no more accurate than the majority-class floor (a constant
+model is fair and often "robust" for free) is crossed out and never on a front.
 
 matplotlib is optional (the ``plot`` extra) and imported only inside :func:`plot_compare`;
 only its object-oriented API is used, so no global pyplot state is touched.
@@ -77,7 +78,7 @@ def _mean_grid(points: Sequence[GridPoint]) -> list[dict[str, Any]]:
     for (method, kind, setting), members in groups.items():
         mean = {
             key: float(np.mean([p.test.get(key, math.nan) for p in members]))
-            for key in ("accuracy", "bias_score", "robustness_pgd")
+            for key in ("accuracy", "bias_score", "robustness_pgd", "majority_floor")
         }
         out.append({"method": method, "kind": kind, "setting": setting, **mean})
     return out
@@ -96,6 +97,12 @@ def check_plot_target(path: str | Path) -> None:
         raise InputError(
             f"{path}: --plot needs matplotlib; install it with: pip install 'froc[plot]'"
         ) from exc
+
+
+def _degenerate(point: dict[str, Any]) -> bool:
+    """No more accurate than the majority-class floor: never on a front."""
+    accuracy, floor = point.get("accuracy", math.nan), point.get("majority_floor", math.nan)
+    return math.isfinite(floor) and not (math.isfinite(accuracy) and accuracy > floor)
 
 
 def plot_compare(result: CompareResult, path: str | Path, *, title: str | None = None) -> Path:
@@ -141,9 +148,9 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
     )
     ax.text(
         cfg.delta_r + 0.01,
-        cfg.delta_f,
-        f" both met: S_B <= {cfg.delta_f:g}, S_R >= {cfg.delta_r:g}",
-        fontsize=8,
+        0.0,
+        f"both met: S_B <= {cfg.delta_f:g}, S_R >= {cfg.delta_r:g}",
+        fontsize=7,
         color="#1a6e1a",
         va="bottom",
     )
@@ -169,7 +176,8 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
                         color=colour,
                     )
         else:
-            front = pareto_front(list(zip(xs, ys, strict=True)))
+            useful = [(x, y) for g, x, y in zip(members, xs, ys, strict=True) if not _degenerate(g)]
+            front = pareto_front(useful)
             if front:
                 fx, fy = zip(*front, strict=True)
                 ax.step(fx, fy, where="pre", color=colour, linewidth=1.4, alpha=0.9, zorder=1)
@@ -186,6 +194,11 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
             alpha=0.85,
             zorder=2,
         )
+        floor = [(x, y) for g, x, y in zip(members, xs, ys, strict=True) if _degenerate(g)]
+        if floor:
+            fx_floor = [x for x, _ in floor]
+            fy_floor = [y for _, y in floor]
+            ax.scatter(fx_floor, fy_floor, marker="x", s=40, c="#d62728", zorder=3)
     for summary in chosen:
         x, y = summary.mean["robustness_pgd"], summary.mean["bias_score"]
         if not (math.isfinite(x) and math.isfinite(y)):
@@ -202,6 +215,8 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
             linewidths=1.0,
             zorder=3,
         )
+        if _degenerate(summary.mean):
+            ax.scatter([x], [y], marker="x", s=90, c="#d62728", zorder=4)
         ax.annotate(
             f"{summary.label} ({summary.mean['accuracy']:.3f})",
             (x, y),
@@ -227,6 +242,17 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
         )
         for name in cfg.selected_methods
     ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="x",
+            linestyle="",
+            color="#d62728",
+            markersize=6,
+            label="accuracy <= majority floor",
+        )
+    )
     ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.85)
     ax.set_xlim(0.0, 1.02)
     ax.set_ylim(0.0, top)

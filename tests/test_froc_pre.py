@@ -217,10 +217,11 @@ def test_not_met_returns_the_best_round(result: PreprocessResult) -> None:
     assert len(result.output) == result.rows["input"] + len(result.additions)
 
 
-def test_met_stops_at_once_without_edits(frame: pd.DataFrame) -> None:
+def test_met_twice_running_stops_without_edits(frame: pd.DataFrame) -> None:
     result = preprocess_table(frame, fast_config(delta_f=1.0, delta_r=0.0), source="tiny")
     assert result.met, result.reason
-    assert len(result.trajectory) == 1 and not result.flips and not result.additions
+    assert "rounds 1-2" in result.reason and result.chosen_round == 2
+    assert len(result.trajectory) == 2 and not result.flips and not result.additions
     pd.testing.assert_frame_equal(result.output, frame)
     assert set(result.target.metrics) >= {
         "accuracy",

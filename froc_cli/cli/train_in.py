@@ -84,43 +84,44 @@ _METRICS = (
 
 
 @contextmanager
-def _live_progress(enabled: bool) -> Iterator[Callable[[EpochProgress], None] | None]:
-    """A rich progress bar on stderr showing the fit, epoch, S_B and S_R as they come (only on
-    a terminal: piped stderr gets the one-line stage messages alone)."""
+def _live_progress(
+    enabled: bool,
+) -> Iterator[tuple[Callable[[EpochProgress], None] | None, Callable[[str], None]]]:
+    """A rich progress bar on stderr showing the fit, epoch, S_B and S_R as they come, and the
+    function that prints stage messages above it (only on a terminal: piped stderr gets the
+    one-line stage messages alone)."""
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
-        yield None
+        yield None, progress_printer(not enabled)
         return
     progress = Progress(
         TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} epochs"),
+        BarColumn(bar_width=16),
+        TextColumn("epoch {task.completed}/{task.total}"),
+        TextColumn("{task.fields[scores]}"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
     )
-    task = progress.add_task("starting", total=1)
-    latest: dict[str, str] = {"bias": "-", "robust": "-", "acc": "-"}
+    task = progress.add_task("starting", total=1, scores="")
+    scores = {"text": ""}
 
     def update(p: EpochProgress) -> None:
-        if p.bias_score is not None and p.robustness_pgd is not None and p.accuracy is not None:
-            latest.update(
-                bias=f"{p.bias_score:.3f}",
-                robust=f"{p.robustness_pgd:.3f}",
-                acc=f"{p.accuracy:.3f}",
-            )
+        if p.bias_score is not None and p.robustness_pgd is not None:
+            scores["text"] = f"validation S_B {p.bias_score:.3f} S_R {p.robustness_pgd:.3f}"
         progress.update(
             task,
             total=p.epochs,
             completed=p.epoch,
-            description=(
-                f"fit {p.trial + 1} lambda_F={p.lambda_f:.3g} lambda_R={p.lambda_r:.3g} | "
-                f"validation S_B {latest['bias']} S_R {latest['robust']} acc {latest['acc']}"
-            ),
+            description=f"fit {p.trial + 1} lambda_F={p.lambda_f:.3g} lambda_R={p.lambda_r:.3g}",
+            scores=scores["text"],
         )
 
+    def message(text: str) -> None:
+        progress.console.print(f"froc: {text}", highlight=False, markup=False)
+
     with progress:
-        yield update
+        yield update, message
 
 
 def _print_result(console: Console, result: TrainInResult, model_note: str) -> None:
@@ -356,14 +357,9 @@ def train_in_command(
             test_size=test_size,
         )
         frame = read_table(data)
-        silent = quiet or json_output
-        with _live_progress(not silent) as on_epoch:
+        with _live_progress(not (quiet or json_output)) as (on_epoch, message):
             result = train_in_table(
-                frame,
-                config,
-                source=str(data),
-                progress=progress_printer(silent),
-                on_epoch=on_epoch,
+                frame, config, source=str(data), progress=message, on_epoch=on_epoch
             )
         if trace is not None:
             write_table_atomic(pd.DataFrame(result.outcome.trace), trace)
