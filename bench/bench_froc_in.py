@@ -168,6 +168,7 @@ def bench_search(
     seeds: list[int],
     threads: int | None,
 ) -> dict[str, Any]:
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     runs = []
     for seed in seeds:
         args = [
@@ -202,11 +203,22 @@ def bench_search(
         and r["test"]["accuracy"] >= targets["min_accuracy"]
         for r in runs
     ]
-    return {"targets": targets, "runs": runs, "summary": summary, "met_per_seed": met}
+    return {
+        "started": started,
+        "threads": threads,
+        "targets": targets,
+        "runs": runs,
+        "summary": summary,
+        "met_per_seed": met,
+    }
 
 
 def bench_speed(path: Path, fields: dict[str, Any], thread_counts: list[int]) -> dict[str, Any]:
-    out: dict[str, Any] = {"lambdas": SPEED_LAMBDAS, "runs": []}
+    out: dict[str, Any] = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "lambdas": SPEED_LAMBDAS,
+        "runs": [],
+    }
     for threads in thread_counts:
         args = [
             *spec_args(fields),
@@ -220,12 +232,14 @@ def bench_speed(path: Path, fields: dict[str, Any], thread_counts: list[int]) ->
         run = run_train_in(path, args, threads=threads)
         result = run["result"]
         epochs = result["trials"][0]["epochs_run"]
+        best_epoch = result["trials"][0]["best_epoch"]
         entry = {
             "threads": threads,
             "wall_s": run["wall_s"],
             "cpu_s": run["cpu_s"],
             "fit_s": result["seconds"]["fit"],
             "epochs": epochs,
+            "best_epoch": best_epoch,
             "fit_s_per_epoch": result["seconds"]["fit"] / epochs,
             "batch_size": result["settings"]["train"]["batch_size"],
             "rows_fit": result["rows"]["fit"],
@@ -254,8 +268,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# FRoC-IN benchmark (bench/bench_froc_in.py)",
         "",
-        f"Run {report['started']} on {report['cpus']} CPUs; torch threads default "
-        f"{report['torch_threads']}; versions: "
+        f"Last run {report['started']} on {report['cpus']} CPUs (parts not rerun keep their "
+        f"figures and dates); torch threads default {report['torch_threads']}; versions: "
         + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
         "",
         "Threat model: L-inf eps 0.1 on [0,1]-scaled features, PGD 10 steps of eps/4 against the"
@@ -270,6 +284,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         targets = block["targets"]
         lines += [
             f"## {name}: --delta-f {targets['delta_f']} --delta-r {targets['delta_r']}",
+            "",
+            f"Run {block.get('started', '?')}, torch threads {block.get('threads') or 'default'}.",
             "",
             "| seed | verdict | lambda_F | lambda_R | test acc | floor | S_B | S_R FGSM | S_R PGD |"
             " val acc | val S_B | val S_R PGD | fits | search s | wall s | CPU s | load |",
@@ -303,13 +319,17 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"## Speed: one fit on Adult, lambda_F={speed['lambdas'][0]}, "
             f"lambda_R={speed['lambdas'][1]}, PGD-10, all default epochs",
             "",
-            "| threads | epochs | batch | fit rows | fit s | s/epoch | wall s (whole command) |"
-            " CPU s | load |",
+            f"Run {speed.get('started', '?')}; --patience 0, so every default epoch runs (with the "
+            "default early stopping the fit stops sooner).",
+            "",
+            "| threads | epochs (best) | batch | fit rows | fit s | s/epoch |"
+            " wall s (whole command) | CPU s | load |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for run in speed["runs"]:
             lines.append(
-                f"| {run['threads']} | {run['epochs']} | {run['batch_size']} | {run['rows_fit']} "
+                f"| {run['threads']} | {run['epochs']} ({run.get('best_epoch', '?')}) | "
+                f"{run['batch_size']} | {run['rows_fit']} "
                 f"| {run['fit_s']:.1f} | {run['fit_s_per_epoch']:.3f} | {run['wall_s']:.1f} | "
                 f"{run['cpu_s']:.1f} | {run['load_before']:.1f}-{run['load_after']:.1f} |"
             )
@@ -374,6 +394,12 @@ def main() -> int:
     for key in ("speed", "adult", "compas"):
         if key not in report and key in previous:
             report[key] = previous[key]  # a part skipped this time keeps its last figures
+    if "speed" in previous and report.get("speed") is not previous["speed"]:
+        measured = {run["threads"] for run in report["speed"]["runs"]}
+        kept = [run for run in previous["speed"]["runs"] if run["threads"] not in measured]
+        report["speed"]["runs"] = sorted(
+            kept + report["speed"]["runs"], key=lambda run: run["threads"]
+        )  # thread counts not rerun keep their last figures (with their load)
     report["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json.dumps(report, indent=2) + "\n", RESULTS / "froc_in.json")

@@ -46,17 +46,16 @@ import numpy as np
 import torch
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
 
-from froc_cli._config import DataSpec
+from froc_cli._config import DataSpec, Objective, TrainConfig
 from froc_cli._dataset import prepare_data
-from froc_cli._froc_pre import PreprocessConfig, _Rows, _train_and_measure
-from froc_cli._froc_in import carve_validation
 from froc_cli._encoder import fit_encoder
+from froc_cli._froc_in import carve_validation
+from froc_cli._froc_pre import PreprocessConfig, _report_target, _Rows
+from froc_cli._influence import compute_augment_influence, compute_flip_influence
 from froc_cli._io import read_table, write_text_atomic
 from froc_cli._models import build_model
 from froc_cli._split import split_indices
 from froc_cli._training import train_model
-from froc_cli._config import Objective, TrainConfig
-from froc_cli._influence import compute_augment_influence, compute_flip_influence
 from froc_cli._version import environment_versions
 from froc_cli.attacks import FeatureSpace, ValidRecordAttack
 
@@ -173,19 +172,14 @@ def flips_only_target(
     encoder = fit_encoder(prepared.frame.iloc[edit_pos], prepared.feature_columns)
     space = FeatureSpace.from_encoder(encoder)
     device = torch.device("cpu")
-    train = _Rows.of(edited, encoder, np.sort(rest), device)
+    train = _Rows.of(edited, encoder, np.concatenate([edit_pos, val_pos]), device)
     test = _Rows.of(prepared, encoder, test_pos, device)
-    report = _train_and_measure(
-        config,
-        encoder,
-        space,
+    data = (
         train.x,
-        train.y_np.astype(np.float32),
-        train.a_np.astype(np.float32),
-        test,
-        "flipped rows only",
-        device,
+        torch.as_tensor(train.y_np.astype(np.float32)),
+        torch.as_tensor(train.a_np.astype(np.float32)),
     )
+    report = _report_target(config, space, [], data, test, "flipped rows only")
     return report.metrics
 
 

@@ -70,6 +70,22 @@ def load_make_synthetic() -> ModuleType:
     return module
 
 
+_WAITED = [0.0]  # seconds waited so far by wait_for_quiet, over the whole script
+
+
+def wait_for_quiet(max_load: float | None, wait_max_s: float) -> float:
+    """Wait until the 1-minute load average is below ``max_load``, at most ``wait_max_s`` over
+    the whole script; returns the seconds waited. Other processes on a 2-core machine slow
+    every figure, so the load is recorded with each run either way."""
+    if max_load is None:
+        return 0.0
+    started = time.perf_counter()
+    while os.getloadavg()[0] >= max_load and _WAITED[0] < wait_max_s:
+        time.sleep(10)
+        _WAITED[0] += 10
+    return time.perf_counter() - started
+
+
 def run_audit(path: Path, extra: tuple[str, ...]) -> dict[str, Any]:
     """One ``froc audit --json`` subprocess: wall, peak RSS, CPU time, and its JSON output."""
     command = [sys.executable, "-m", "froc_cli", "audit", str(path), *extra, "--json", "--quiet"]
@@ -131,7 +147,10 @@ def time_read(path: Path, repeats: int) -> float:
 
 
 def compare_threads(
-    files: dict[str, tuple[Path, DataSpec]], counts: tuple[int, ...], repeats: int
+    files: dict[str, tuple[Path, DataSpec]],
+    counts: tuple[int, ...],
+    repeats: int,
+    quiet: tuple[float | None, float] = (None, 0.0),
 ) -> list[dict[str, Any]]:
     """In-process ``audit_table`` with ``AuditConfig(threads=t)`` for each thread count,
     interleaved (t1, t2, t1, t2, ...) so both see the same load; train/attack seconds and
@@ -141,6 +160,7 @@ def compare_threads(
         frame = read_table(path)
         for repeat in range(repeats):
             for threads in counts:
+                wait_for_quiet(*quiet)
                 load = os.getloadavg()[0]
                 started = time.perf_counter()
                 result = audit_table(
@@ -263,6 +283,16 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="interleaved repeats of the 1-vs-2-thread comparison (0 skips it)",
     )
+    parser.add_argument(
+        "--max-load",
+        type=float,
+        default=None,
+        help="before each timed run wait until the 1-minute load average is below this",
+    )
+    parser.add_argument(
+        "--wait-max", type=float, default=1800, help="longest total wait for quiet, seconds"
+    )
+    parser.add_argument("--tag", default="", help="suffix of the results files")
     parser.add_argument("--out", type=Path, default=repo_root() / "bench" / "results")
     args = parser.parse_args(argv)
 
@@ -279,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "audits": {},
         "read_s": {},
     }
+    wait_for_quiet(args.max_load, args.wait_max)
     payload["startup_s"] = time_startup(3)
 
     data_dir = shared_data_dir()
@@ -290,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         adult = data_dir / ADULT_FILE
         runs = []
         for i in range(args.repeats):
+            waited = wait_for_quiet(args.max_load, args.wait_max)
             run = run_audit(adult, ADULT_ARGS)
+            run["waited_for_quiet_s"] = waited
             print(
                 f"adult run {i + 1}: {run['wall_s']:.1f} s wall, "
                 f"{_gib(run['peak_rss_bytes'])} peak RSS, stages {run['stage_seconds']} "
@@ -326,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
             name = f"synthetic {args.rows:,} rows (seed 0)"
             runs = []
             for i in range(args.repeats_1m):
+                waited = wait_for_quiet(args.max_load, args.wait_max)
                 run = run_audit(path, SYNTHETIC_ARGS)
+                run["waited_for_quiet_s"] = waited
                 print(
                     f"{name} run {i + 1}: {run['wall_s']:.1f} s wall, "
                     f"{_gib(run['peak_rss_bytes'])} peak RSS, stages {run['stage_seconds']}, "
@@ -363,11 +398,15 @@ def main(argv: list[str] | None = None) -> int:
                     protected="sex", label="income", positive=">50K", protected_group=("Female",)
                 ),
             )
-        payload["threads"] = compare_threads(files, (1, 2), args.threads_repeats)
+        payload["threads"] = compare_threads(
+            files, (1, 2), args.threads_repeats, (args.max_load, args.wait_max)
+        )
 
     args.out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json.dumps(payload, indent=2) + "\n", args.out / "perf_audit.json")
-    write_text_atomic(render_markdown(payload), args.out / "perf_audit.md")
+    stem = f"perf_audit{'_' + args.tag if args.tag else ''}"
+    payload["max_load"] = args.max_load
+    write_text_atomic(json.dumps(payload, indent=2) + "\n", args.out / f"{stem}.json")
+    write_text_atomic(render_markdown(payload), args.out / f"{stem}.md")
     print(render_markdown(payload))
     return 0
 

@@ -22,6 +22,7 @@ Skips cleanly (exit 0) when ../shared/data is absent.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -55,6 +56,15 @@ ADULT_CLI = (
     "froc compare ../shared/data/adult.csv --label income --positive '>50K' --protected sex "
     "--protected-group Female"
 )
+
+
+def _source_digest() -> str:
+    """SHA-256 of the engine's source files (the methods are still changing: pin the code)."""
+    digest = hashlib.sha256()
+    for path in sorted((repo_root() / "froc_cli").rglob("*.py")):
+        digest.update(path.relative_to(repo_root()).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _load(dataset: str) -> tuple[Any, dict[str, Any]]:
@@ -138,6 +148,7 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
     results = repo_root() / "bench" / "results"
     stem = f"compare_{dataset}{args.tag}"
     plot_compare(result, results / f"{stem}.png")
+    source_digest = _source_digest()
     environment = {
         "wall_seconds": wall,
         "torch_threads": torch.get_num_threads(),
@@ -145,6 +156,7 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
         "load_average_before": list(load_before),
         "load_average_after": list(load_after),
         "cli_equivalent": _cli_equivalent(dataset, config, args),
+        "froc_cli_source_sha256": source_digest,
     }
     payload = result.to_dict()
     payload["bench"] = environment
@@ -154,7 +166,8 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
         render_compare_markdown(result, plot=f"{stem}.png").rstrip("\n"),
         f"- Bench: {wall:.0f} s wall, {environment['torch_threads']} torch threads, "
         f"{environment['cpu_count']} CPUs; load average before "
-        f"{load_before[0]:.2f}, after {load_after[0]:.2f}",
+        f"{load_before[0]:.2f}, after {load_after[0]:.2f}; froc_cli source sha256 "
+        f"{source_digest[:12]}",
     ]
     if environment["cli_equivalent"]:
         lines.append(f"- Equivalent command line: `{environment['cli_equivalent']}`")
