@@ -20,7 +20,7 @@ from ._device import resolve_device
 from ._encoder import TabularEncoder, fit_encoder
 from ._errors import InputError, InsufficientDataError
 from ._evaluate import Decisions, Evaluation, attack_decisions, evaluate_decisions
-from ._io import read_table
+from ._io import read_table, to_jsonable
 from ._models import build_model, parse_model_spec
 from ._split import split_indices
 from ._training import train_model
@@ -116,16 +116,7 @@ class AuditResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dictionary (NaN becomes None)."""
 
-        def clean(value: Any) -> Any:
-            if isinstance(value, float):
-                return None if not np.isfinite(value) else value
-            if isinstance(value, dict):
-                return {k: clean(v) for k, v in value.items()}
-            if isinstance(value, list | tuple):
-                return [clean(v) for v in value]
-            return value
-
-        return clean(
+        return to_jsonable(
             {
                 "source": self.source,
                 "mode": self.mode,

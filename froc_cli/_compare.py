@@ -68,9 +68,16 @@ from ._device import resolve_device
 from ._encoder import TabularEncoder, fit_encoder
 from ._errors import InputError
 from ._evaluate import attack_decisions, evaluate_decisions
-from ._froc_in import EpochProgress, FitOutcome, FrocInConfig, fit_froc_in
+from ._froc_in import (
+    NEAR_CONSTANT_SHARE,
+    EpochProgress,
+    FitOutcome,
+    FrocInConfig,
+    above_floor,
+    fit_froc_in,
+)
 from ._froc_pre import PreprocessConfig, PreprocessResult, preprocess_table
-from ._io import read_table
+from ._io import read_table, to_jsonable
 from ._metrics import robustness_score
 from ._models import build_model, parse_model_spec
 from ._report import format_number
@@ -103,6 +110,7 @@ __all__ = [
     "compare_file",
     "compare_table",
     "format_mean_sd",
+    "is_degenerate",
     "render_compare_markdown",
     "select_on_validation",
 ]
@@ -264,7 +272,7 @@ class MethodRow:
     meets_robustness: bool | None
     reason: str | None = None
     cpu_seconds: float = math.nan
-    above_floor: bool | None = None
+    degenerate: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -273,9 +281,10 @@ class MethodRow:
 
     @property
     def meets_both(self) -> bool:
-        """S_B <= delta_F and S_R(PGD) >= delta_R on the test split, by a model more accurate
-        than the majority-class floor (a constant model is fair and "robust" for free)."""
-        return bool(self.meets_fairness and self.meets_robustness and self.above_floor)
+        """S_B <= delta_F and S_R(PGD) >= delta_R on the test split, by a model that is not
+        degenerate (see :func:`is_degenerate`: a constant model is fair, and often "robust",
+        for free)."""
+        return bool(self.meets_fairness and self.meets_robustness and self.degenerate is False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -309,6 +318,7 @@ class MethodSummary:
     meets_both: int
     seconds: float
     cpu_seconds: float = math.nan
+    degenerate: int = 0
 
     @property
     def always_meets_both(self) -> bool:
@@ -351,7 +361,7 @@ class CompareResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dictionary (NaN becomes None)."""
-        return _clean(
+        return to_jsonable(
             {
                 "source": self.source,
                 "command": self.command,
@@ -389,18 +399,6 @@ class CompareResult:
                 "cpu_seconds": self.cpu_seconds,
             }
         )
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        return _clean(value.item())
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -632,6 +630,9 @@ class CompareContext:
             model, rows.x_ext, rows.y, rows.a_numpy, self.space_ext, self.threat
         )
         metrics = dict(evaluate_decisions(decisions).metrics)
+        share = float(decisions.pred.mean()) if len(decisions.pred) else math.nan
+        metrics["rarer_decision_share"] = min(share, 1.0 - share)
+        metrics["rows"] = float(len(decisions.pred))
         y = rows.y.cpu().numpy().astype(np.int8)
         for kind in ("fgsm", "pgd"):
             name = f"transfer_{kind}"
@@ -645,7 +646,15 @@ class CompareContext:
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Validation figures used to choose settings."""
         full = self.evaluate(model, self.val, transfer=False)
-        keep = ("accuracy", "majority_floor", "bias_score", "robustness_fgsm", "robustness_pgd")
+        keep = (
+            "accuracy",
+            "majority_floor",
+            "bias_score",
+            "robustness_fgsm",
+            "robustness_pgd",
+            "rarer_decision_share",
+            "rows",
+        )
         return {k: full[k] for k in keep}
 
     def grid_point(
@@ -669,19 +678,33 @@ class CompareContext:
 # --------------------------------------------------------------------------------------------
 
 
-def _above_floor(metrics: dict[str, float]) -> bool:
-    """Accuracy above the majority-class floor (True when the floor is not known)."""
+def is_degenerate(metrics: dict[str, float]) -> bool:
+    """A model that is no evidence of a classifier, as FRoC-IN judges it: its rarer decision
+    goes to fewer than 5% of the rows (or half the rarer label's share, if smaller), or its
+    accuracy is not ``FLOOR_Z`` binomial standard errors above the majority-class floor.
+
+    Needs ``accuracy`` and ``majority_floor`` (False without a floor); uses
+    ``rarer_decision_share`` and ``rows`` when present.
+    """
     accuracy, floor = metrics.get("accuracy", math.nan), metrics.get("majority_floor", math.nan)
     if not math.isfinite(floor):
+        return False
+    if not math.isfinite(accuracy):
         return True
-    return math.isfinite(accuracy) and accuracy > floor
+    share = metrics.get("rarer_decision_share", math.nan)
+    if math.isfinite(share) and share < min(NEAR_CONSTANT_SHARE, (1.0 - floor) / 2):
+        return True
+    rows = metrics.get("rows", math.nan)
+    if math.isfinite(rows) and rows > 0:
+        return not above_floor(accuracy, floor, int(rows))
+    return accuracy <= floor
 
 
 def _shortfall(metrics: dict[str, float], delta_f: float, delta_r: float) -> float:
     bias, robust = metrics.get("bias_score", math.nan), metrics.get("robustness_pgd", math.nan)
     if not (math.isfinite(bias) and math.isfinite(robust)):
         return math.inf
-    degenerate = 0.0 if _above_floor(metrics) else 1.0
+    degenerate = 1.0 if is_degenerate(metrics) else 0.0
     return max(0.0, bias - delta_f) + max(0.0, delta_r - robust) + degenerate
 
 
@@ -689,9 +712,9 @@ def select_on_validation(points: Sequence[dict[str, float]], delta_f: float, del
     """Index of the setting to report, judged on validation figures only.
 
     The most accurate setting meeting both constraints (S_B <= delta_F, S_R(PGD) >= delta_R)
-    with an accuracy above the majority-class floor (when ``majority_floor`` is given); when
-    none does, the one with the smallest total shortfall ``max(0, S_B - delta_F) +
-    max(0, delta_R - S_R)`` (plus 1 at or below the floor), ties broken by accuracy, then order.
+    that is not degenerate (:func:`is_degenerate`); when none does, the one with the smallest
+    total shortfall ``max(0, S_B - delta_F) + max(0, delta_R - S_R)`` (plus 1 when
+    degenerate), ties broken by accuracy, then order.
     """
     if not points:
         raise InputError("nothing to select from: the grid is empty")
@@ -869,6 +892,8 @@ def _froc_in_validation(outcome: FitOutcome) -> dict[str, float]:
     return {
         "accuracy": score.accuracy,
         "majority_floor": score.majority_floor,
+        "rarer_decision_share": score.rarer_share,
+        "rows": float(score.n_rows),
         "bias_score": score.bias_score,
         "robustness_pgd": score.robustness_pgd,
     }
@@ -1099,7 +1124,7 @@ def _run_method(ctx: CompareContext, spec: MethodSpec) -> tuple[MethodRow, list[
         meets_fairness=_check(metrics["bias_score"], ctx.config.delta_f, below=True),
         meets_robustness=_check(metrics["robustness_pgd"], ctx.config.delta_r, below=False),
         cpu_seconds=time.process_time() - cpu_started,
-        above_floor=_above_floor(metrics),
+        degenerate=is_degenerate(metrics),
     )
     return row, outcome.grid
 
@@ -1276,6 +1301,7 @@ def _summarise(config: CompareConfig, repeats: Sequence[RepeatResult]) -> list[M
                 meets_both=sum(row.meets_both for row in ok),
                 seconds=float(np.mean([row.seconds for row in rows])) if rows else math.nan,
                 cpu_seconds=float(np.mean([row.cpu_seconds for row in rows])) if rows else math.nan,
+                degenerate=sum(bool(row.degenerate) for row in ok),
             )
         )
     return summaries
@@ -1374,8 +1400,13 @@ def both_met_text(summary: MethodSummary) -> str:
     if summary.runs == 0:
         return "failed"
     if summary.runs == 1 and summary.failures == 0:
-        return "yes" if summary.meets_both else "no"
-    return f"{summary.meets_both}/{summary.runs + summary.failures}"
+        text = "yes" if summary.meets_both else "no"
+    else:
+        text = f"{summary.meets_both}/{summary.runs + summary.failures}"
+    if summary.degenerate:
+        count = "" if summary.runs == 1 else f"{summary.degenerate} "
+        text += f" ({count}degenerate)"
+    return text
 
 
 def render_compare_markdown(result: CompareResult, *, plot: str | None = None) -> str:

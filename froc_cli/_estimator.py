@@ -25,6 +25,7 @@ from ._froc_in import (
     carve_validation,
     fit_froc_in,
 )
+from ._io import to_jsonable
 from ._training import predict_logits
 from ._version import environment_versions
 from ._workspace import encode_rows
@@ -256,8 +257,8 @@ class FairRobustClassifier(ClassifierMixin, BaseEstimator):
                     "attack": self.attack,
                 },
                 "estimator": {
-                    "params": {k: _jsonable(v) for k, v in self.get_params().items()},
-                    "classes": [_jsonable(c) for c in self.classes_],
+                    "params": {k: to_jsonable(v) for k, v in self.get_params().items()},
+                    "classes": [to_jsonable(c) for c in self.classes_],
                     "favourable_index": self._favourable_index,
                 },
                 "seed": self.seed,
@@ -289,11 +290,3 @@ class FairRobustClassifier(ClassifierMixin, BaseEstimator):
         estimator.feature_names_in_ = np.asarray(artifact.encoder.column_names, dtype=object)
         estimator.n_features_in_ = len(artifact.encoder.column_names)
         return estimator
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    return value

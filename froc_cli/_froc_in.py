@@ -70,6 +70,7 @@ from ._device import flushing_denormals
 from ._encoder import TabularEncoder
 from ._errors import InputError
 from ._evaluate import Evaluation, attack_decisions, evaluate_decisions
+from ._io import to_jsonable
 from ._models import TabularNet, build_model
 from ._split import split_indices
 from ._training import EpochStats, fairness_gap, predict_logits, train_model
@@ -858,7 +859,7 @@ class TrainInResult:
         """A JSON-serialisable dictionary (NaN becomes None)."""
         froc = self.config.froc
         outcome = self.outcome
-        return _clean(
+        return to_jsonable(
             {
                 "source": self.source,
                 "verdict": self.verdict,
@@ -896,18 +897,6 @@ class TrainInResult:
                 "seconds": self.seconds,
             }
         )
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        return _clean(value.item())
-    return value
 
 
 def above_floor(accuracy: float, floor: float, n_rows: int) -> bool:

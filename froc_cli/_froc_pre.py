@@ -628,15 +628,15 @@ def preprocess_table(
     trajectory: list[RoundRecord] = []
     checks: list[RoundRecord] = []
     confirmed: list[nn.Module] = []
-    # How much the warm surrogate flatters a fresh target fit of the same data (S_B lower,
-    # S_R higher), measured at each failed confirmation; the warm targets absorb it.
-    offset = (0.0, 0.0)
+    # How much lower the warm surrogate's S_B is than a fresh target fit's of the same data,
+    # measured at each failed confirmation: the surrogate's S_B target absorbs it.
+    offset = 0.0
     stop_reason = f"budget of {config.rounds} rounds spent"
     progress(
         f"{n_edit} editable rows, {len(val_pos)} validation, {len(test_pos)} held out; "
-        f"surrogate {config.surrogate} on {device}; stop when a fresh {config.target_model} "
-        f"has validation S_B <= {targets[0]:.4f} and S_R >= {targets[1]:.4f} (thresholds "
-        f"tightened by {config.margin:g} standard error)"
+        f"surrogate {config.surrogate} on {device}; stop at validation S_B <= {targets[0]:.4f} "
+        f"and S_R >= {targets[1]:.4f} (thresholds tightened by {config.margin:g} standard "
+        f"error), S_B confirmed on a fresh {config.target_model}"
     )
     mark = time.perf_counter()
     models = fresh_surrogates()
@@ -649,9 +649,13 @@ def preprocess_table(
         record = _validation_score(
             surrogate, models[-1], val, space, config.threat, round_no, state
         )
-        warm_targets = (targets[0] - offset[0], targets[1] + offset[1])
+        warm_targets = (targets[0] - offset, targets[1])
         if record.violation(*warm_targets) == 0.0:
             # Confirm on what the outside trainer will get: a fresh target fit of this data.
+            # Influence-picked flips suit the surrogate they were computed on: a fresh fit is
+            # less fair (measured on Adult: validation S_B 0.052-0.055 where the surrogate's
+            # was 0.036-0.039). Its S_R is reported, not gated: static augmentation's white-box
+            # robustness varies a lot from one fresh fit to the next.
             fresh = [_fit_target(config, encoder.n_features, space, data, config.seed)]
             if twin_wanted:
                 fresh.append(_fit_target(config, encoder.n_features, space, data, config.seed + 1))
@@ -665,7 +669,7 @@ def preprocess_table(
                 f"{check.bias_score:.4f} S_R {check.robustness:.4f}"
                 + (" (degenerate)" if check.degenerate else "")
             )
-            if check.violation(*targets) == 0.0:
+            if check.bias_score <= targets[0] and not check.degenerate:
                 trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
                 confirmed = fresh
                 stop_reason = (
@@ -677,11 +681,8 @@ def preprocess_table(
                 trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
                 stop_reason = f"a fresh {config.target_model} is degenerate at round {round_no}"
                 break
-            offset = (
-                max(0.0, check.bias_score - record.bias_score),
-                max(0.0, record.robustness - check.robustness),
-            )
-            warm_targets = (targets[0] - offset[0], targets[1] + offset[1])
+            offset = max(offset, check.bias_score - record.bias_score)
+            warm_targets = (targets[0] - offset, targets[1])
         need_f = record.bias_score > warm_targets[0]
         need_r = record.robustness < warm_targets[1]
         can_flip = need_f and state.n_flipped < max_flips
@@ -715,9 +716,7 @@ def preprocess_table(
     else:
         # Not met: the round whose data came closest (the surrogate's figures, calibrated by
         # the last measured offset), and a fresh target trained on that round's data.
-        chosen = min(
-            trajectory, key=lambda r: r.violation(targets[0] - offset[0], targets[1] + offset[1])
-        )
+        chosen = min(trajectory, key=lambda r: r.violation(targets[0] - offset, targets[1]))
     keep_flips = (state.flip_round > 0) & (state.flip_round < chosen.round)
     keep_added = np.flatnonzero(state.added_rounds() < chosen.round)
 
@@ -927,7 +926,7 @@ def _augment_round(
         .cpu()
         .numpy()
     )
-    picked = _smallest_per_stratum(influence, state.y[pool], state.a[pool], k)
+    picked = np.sort(np.argsort(influence, kind="stable")[:k])
     # What is written is the decoded record: train on exactly that, so the surrogate sees
     # what the outside trainer will (no fractional one-hot or off-grid artefacts).
     decoded = encoder.decode(x_adv[torch.as_tensor(picked, device=device)].cpu().numpy())
@@ -936,32 +935,6 @@ def _augment_round(
     state.adv_round.append(np.full(len(picked), history[-1].round, dtype=np.int64))
     state.adv_iu.append(influence[picked])
     state.has_copy[pool[picked]] = True
-
-
-def _smallest_per_stratum(
-    influence: np.ndarray, y: np.ndarray, a: np.ndarray, k: int
-) -> np.ndarray:
-    """Indices (sorted) of k candidates: in each (label, group) stratum, those of smallest
-    influence, as many as the stratum's share of the candidates (largest remainders).
-
-    Eq. 22 alone favours the rows the surrogate already gets right with confidence, which are
-    mostly of one class and one group: its picks would skew the added rows' label rates by
-    group (raising the bias the flips remove) and leave the vulnerable class unaugmented.
-    """
-    strata = (2 * y + a).astype(np.int64)
-    counts = np.bincount(strata, minlength=4)
-    exact = k * counts / max(1, len(strata))
-    quota = np.floor(exact).astype(np.int64)
-    remainder = k - int(quota.sum())
-    if remainder > 0:
-        order = np.argsort(-(exact - quota), kind="stable")
-        quota[order[:remainder]] += 1
-    picked = []
-    for stratum in range(4):
-        members = np.flatnonzero(strata == stratum)
-        ranked = members[np.argsort(influence[members], kind="stable")]
-        picked.append(ranked[: quota[stratum]])
-    return np.sort(np.concatenate(picked))
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,6 +20,7 @@ __all__ = [
     "TABLE_SUFFIXES",
     "hash_file",
     "read_table",
+    "to_jsonable",
     "write_bytes_atomic",
     "write_table_atomic",
     "write_text_atomic",
@@ -136,3 +139,23 @@ def hash_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def to_jsonable(value: Any) -> Any:
+    """A strict-JSON version of ``value``, recursively: dict keys as text, tuples as lists,
+    numpy and torch scalars as Python numbers, NaN and infinities as None; any other object
+    that JSON cannot hold becomes its text."""
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            return str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ._errors import InputError
 from ._froc_pre import PreprocessResult
-from ._io import TABLE_SUFFIXES, hash_file, write_table_atomic, write_text_atomic
+from ._io import TABLE_SUFFIXES, hash_file, to_jsonable, write_table_atomic, write_text_atomic
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -181,26 +181,6 @@ def write_preprocess_outputs(
             output_sha256=digest,
             annotate=annotate,
         )
-        text = json.dumps(_jsonable(manifest), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(to_jsonable(manifest), indent=2, allow_nan=False) + "\n"
         manifest_written = write_text_atomic(text, manifest_path)
     return WrittenFiles(output=written, manifest=manifest_written, output_sha256=digest)
-
-
-def _jsonable(value: Any) -> Any:
-    """Label values and numbers as JSON: numpy scalars to Python, NaN to None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        try:
-            value = value.item()
-        except (TypeError, ValueError):
-            return str(value)
-    if isinstance(value, float) and value != value:  # NaN
-        return None
-    if isinstance(value, float) and value in (float("inf"), float("-inf")):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)

@@ -5,8 +5,9 @@ constraints hold: S_R(PGD, white-box) >= delta_R on the x axis, S_B <= delta_F o
 Each method's reported setting is a large marker; the settings the sequential methods searched
 are small markers joined in lambda order (the paper's Fig. 2 path); with ``--sweep`` the FRoC-IN
 and FRoC-PRE settings are small markers and their Pareto front (highest S_R for the lowest
-S_B) is a step line. A setting no more accurate than the majority-class floor (a constant
-model is fair and often "robust" for free) is crossed out and never on a front.
+S_B) is a step line. A degenerate setting (near constant, or not clearly above the
+majority-class floor: a constant model is fair and often "robust" for free) is crossed out and
+never on a front.
 
 matplotlib is optional (the ``plot`` extra) and imported only inside :func:`plot_compare`;
 only its object-oriented API is used, so no global pyplot state is touched.
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._compare import METHODS, CompareResult, GridPoint
+from ._compare import METHODS, CompareResult, GridPoint, is_degenerate
 from ._errors import InputError
 from ._io import write_bytes_atomic
 
@@ -78,7 +79,14 @@ def _mean_grid(points: Sequence[GridPoint]) -> list[dict[str, Any]]:
     for (method, kind, setting), members in groups.items():
         mean = {
             key: float(np.mean([p.test.get(key, math.nan) for p in members]))
-            for key in ("accuracy", "bias_score", "robustness_pgd", "majority_floor")
+            for key in (
+                "accuracy",
+                "bias_score",
+                "robustness_pgd",
+                "majority_floor",
+                "rarer_decision_share",
+                "rows",
+            )
         }
         out.append({"method": method, "kind": kind, "setting": setting, **mean})
     return out
@@ -100,9 +108,8 @@ def check_plot_target(path: str | Path) -> None:
 
 
 def _degenerate(point: dict[str, Any]) -> bool:
-    """No more accurate than the majority-class floor: never on a front."""
-    accuracy, floor = point.get("accuracy", math.nan), point.get("majority_floor", math.nan)
-    return math.isfinite(floor) and not (math.isfinite(accuracy) and accuracy > floor)
+    """Degenerate (near constant or not above the majority floor): never on a front."""
+    return is_degenerate({k: v for k, v in point.items() if isinstance(v, float)})
 
 
 def plot_compare(result: CompareResult, path: str | Path, *, title: str | None = None) -> Path:
@@ -250,7 +257,7 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
             linestyle="",
             color="#d62728",
             markersize=6,
-            label="accuracy <= majority floor",
+            label="degenerate (near constant or ~ majority floor)",
         )
     )
     ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.85)

@@ -36,6 +36,7 @@ from froc_cli._compare import (
     RepairedPipeline,
     _with_group_column,
     compare_table,
+    is_degenerate,
     render_compare_markdown,
     select_on_validation,
 )
@@ -122,10 +123,21 @@ def test_selection_without_a_feasible_setting_takes_the_smallest_shortfall() -> 
         select_on_validation([], 0.1, 0.5)
 
 
-def test_a_setting_no_better_than_the_majority_floor_never_counts() -> None:
+def test_a_degenerate_setting_never_counts() -> None:
     constant = {"accuracy": 0.66, "majority_floor": 0.66, "bias_score": 0.0, "robustness_pgd": 0.66}
     useful = {"accuracy": 0.80, "majority_floor": 0.66, "bias_score": 0.15, "robustness_pgd": 0.55}
     assert select_on_validation([constant, useful], 0.1, 0.5) == 1
+    assert is_degenerate(constant) and not is_degenerate(useful)
+    # One row above the floor is no evidence of a classifier: 2 standard errors are needed
+    # (0.0268 on 1200 rows at a floor of 0.664), and 2% of the decisions is near constant.
+    assert is_degenerate(
+        {**useful, "accuracy": 0.664 + 0.02, "majority_floor": 0.664, "rows": 1200}
+    )
+    assert not is_degenerate(
+        {**useful, "accuracy": 0.664 + 0.03, "majority_floor": 0.664, "rows": 1200}
+    )
+    assert is_degenerate({**useful, "rarer_decision_share": 0.02})
+    assert not is_degenerate({"accuracy": 0.5})  # no floor: nothing to judge against
     row = MethodRow(
         method="plain",
         label="plain",
@@ -138,9 +150,10 @@ def test_a_setting_no_better_than_the_majority_floor_never_counts() -> None:
         seconds=1.0,
         meets_fairness=True,
         meets_robustness=True,
-        above_floor=False,
+        degenerate=True,
     )
-    assert not row.meets_both and replace(row, above_floor=True).meets_both
+    assert not row.meets_both and replace(row, degenerate=False).meets_both
+    assert not replace(row, degenerate=None).meets_both
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from froc_cli._froc_pre import (
     RoundRecord,
     _flip_round,
     _Rows,
-    _smallest_per_stratum,
     _State,
     preprocess_table,
 )
@@ -309,16 +308,3 @@ def test_flips_lower_the_bias_of_a_retrained_model() -> None:
     y_literal = y0.copy()
     y_literal[literal] = 1 - y_literal[literal]
     assert signed_gap(fit(y_literal)) - base < -0.02  # the paper's printed sign: worse
-
-
-def test_augment_picks_the_smallest_influence_within_each_stratum() -> None:
-    # 10 candidates in three (label, group) strata of 4, 3 and 3: 5 picks split 2, 1, 2 (the
-    # tie for the last pick goes to the first stratum), each the smallest in its stratum.
-    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=np.float32)
-    a = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 0], dtype=np.float32)
-    influence = np.array([0.9, 0.1, 0.5, 0.2, 0.3, 0.05, 0.4, 0.6, 0.01, 0.7])
-    picked = _smallest_per_stratum(influence, y, a, 5)
-    assert picked.tolist() == [1, 3, 5, 7, 8]
-    skewed = np.array([0.01, 0.02, 0.03, 0.04, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
-    picked = _smallest_per_stratum(skewed, y, a, 5)
-    assert int((y[picked] == 1).sum()) == 2  # not 4: the label mix of the candidates is kept
