@@ -151,7 +151,16 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
     )
     if outcome.mode == "search":
         trials = Table(title="search path (validation)", title_justify="left")
-        for column in ("fit", "lambda_F", "lambda_R", "epochs", "acc", "S_B", "S_R PGD", "meets"):
+        for column in (
+            "fit",
+            "lambda_F",
+            "lambda_R",
+            "epochs",
+            "acc",
+            "S_B",
+            "S_R PGD",
+            "meets deltas",
+        ):
             trials.add_column(column, justify="right")
         for trial in outcome.trials:
             score = trial.score
