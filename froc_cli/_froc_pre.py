@@ -137,9 +137,9 @@ class PreprocessConfig:
     max_augment_frac: float = 1.0
     influence_params: Literal["last", "all"] = "last"
     margin: float = 1.0
-    epochs: int = 200
-    warm_epochs: int = 20
-    warm_lr: float | None = 0.001
+    epochs: int = 100
+    warm_epochs: int = 10
+    warm_lr: float | None = 0.002
     batch_size: int | None = None
     target_epochs: int = 300
     lr: float = 0.01
@@ -147,7 +147,7 @@ class PreprocessConfig:
     val_size: float = 0.2
     seed: int = 0
     device: str = "auto"
-    compare_input: bool = True
+    compare_input: bool = False
 
     def __post_init__(self) -> None:
         for name, value in (("--delta-f", self.delta_f), ("--delta-r", self.delta_r)):
@@ -601,7 +601,7 @@ def preprocess_table(
     train_cfg = TrainConfig(
         model=config.surrogate, lr=config.lr, seed=config.seed, batch_size=config.batch_size
     )
-    warm_cfg = replace(train_cfg, lr=config.warm_lr if config.warm_lr else config.lr)
+    warm_lr = config.warm_lr or config.lr
     twin_wanted = config.robustness == "transfer"
 
     def fresh_surrogates() -> list[nn.Module]:
@@ -612,16 +612,25 @@ def preprocess_table(
             for seed in seeds
         ]
 
+    optimizers: dict[int, torch.optim.Optimizer] = {}
+
     def fit(models: list[nn.Module], data: tuple[torch.Tensor, ...], warm_round: int) -> None:
-        cfg = replace(warm_cfg, seed=config.seed + warm_round) if warm_round else train_cfg
+        """Train from scratch (warm_round 0) or warm-start for ``warm_epochs``, continuing the
+        same Adam (its moments kept: no restart jolt) at ``warm_lr``."""
         for model in models:
+            if id(model) not in optimizers:
+                optimizers[id(model)] = torch.optim.Adam(model.parameters(), lr=config.lr)
+            optimizer = optimizers[id(model)]
+            for group in optimizer.param_groups:
+                group["lr"] = warm_lr if warm_round else config.lr
             train_model(
                 model,
                 *data,
                 objective=Objective(),
-                config=cfg,
+                config=replace(train_cfg, seed=config.seed + warm_round),
                 space=space,
                 epochs=config.warm_epochs if warm_round else config.epochs,
+                optimizer=optimizer,
             )
 
     rng = np.random.default_rng(config.seed)

@@ -123,6 +123,7 @@ def train_model(
     epochs: int | None = None,
     callback: EpochCallback | None = None,
     trace_gradients: bool = False,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> list[EpochStats]:
     """Train ``model`` in place with Adam on the loss of eq. 10; returns per-epoch statistics.
 
@@ -131,10 +132,15 @@ def train_model(
     ``callback`` runs after each epoch and may return True to stop early. ``trace_gradients``
     also measures F (even at lambda_F = 0) and the angle between the parameter gradients of F
     and R (``EpochStats.grad_angle``), from the same graph as the step, so the parameter updates
-    are the same as without tracing.
+    are the same as without tracing. ``optimizer`` continues an optimizer of ``model``'s
+    parameters, state included (a warm start without Adam's restart jolt), instead of a new Adam
+    at ``config.lr``.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
     n = x.shape[0]
     batch = n if config.batch_size is None else min(config.batch_size, n)
     generator = torch.Generator().manual_seed(config.seed)

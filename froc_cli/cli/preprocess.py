@@ -253,9 +253,9 @@ def preprocess_command(
         bool,
         typer.Option(
             "--compare-input/--no-compare-input",
-            help="Also train the target on the unedited input, for comparison.",
+            help="Also train the target (and its twin) on the unedited input, for comparison.",
         ),
-    ] = True,
+    ] = False,
     margin: Annotated[
         float,
         typer.Option(

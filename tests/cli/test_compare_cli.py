@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 from froc_cli.cli import app
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "synthetic.csv"
-FAST = ["--target-model", "mlp:8", "--epochs", "15", "--adv-epochs", "3", "--lambdas", "0,1"]
+FAST = ["--target-model", "mlp:16", "--epochs", "60", "--adv-epochs", "3", "--lambdas", "0,1"]
 
 
 @pytest.fixture(autouse=True, scope="module")
