@@ -100,7 +100,9 @@ def spec_args(fields: dict[str, Any]) -> list[str]:
     ]
 
 
-def run_preprocess(path: Path, args: list[str], workdir: Path) -> dict[str, Any]:
+def run_preprocess(
+    path: Path, args: list[str], workdir: Path, extra: list[str] | None = None
+) -> dict[str, Any]:
     """One ``froc preprocess --json`` subprocess: JSON, manifest, exit code, time, RSS, load."""
     manifest = workdir / f"{path.stem}.manifest.json"
     command = [
@@ -110,6 +112,7 @@ def run_preprocess(path: Path, args: list[str], workdir: Path) -> dict[str, Any]
         "preprocess",
         str(path),
         *args,
+        *(extra or []),
         "--manifest",
         str(manifest),
         "--allow-partial",
@@ -137,11 +140,12 @@ def run_preprocess(path: Path, args: list[str], workdir: Path) -> dict[str, Any]
     }
 
 
-def flips_only_target(
-    run: dict[str, Any], frame_path: Path, fields: dict[str, Any]
+def comparison_target(
+    run: dict[str, Any], frame_path: Path, fields: dict[str, Any], *, flips: bool
 ) -> dict[str, float]:
-    """The fresh target trained on the output WITHOUT its added rows (flips only): the
-    no-augmentation comparison, measured on the same held-out split."""
+    """A fresh target like the run's, trained on the same non-held-out rows WITHOUT the added
+    rows: with the run's flips (``flips``: the no-augmentation target) or as in the input
+    (no edits), measured on the same held-out split."""
     settings = run["manifest"]["settings"]
     config = PreprocessConfig(
         data=DataSpec(
@@ -159,10 +163,9 @@ def flips_only_target(
         device="cpu",
     )
     source = read_table(frame_path)
-    output = read_table(run["result"]["output_file"]).iloc[: len(source)]
-    spec = config.data
-    prepared = prepare_data(source, spec, source="input")
-    edited = prepare_data(output, spec, source="output")
+    rows = read_table(run["result"]["output_file"]).iloc[: len(source)] if flips else source
+    prepared = prepare_data(source, config.data, source="input")
+    edited = prepare_data(rows, config.data, source="rows")
     rest, test_pos = split_indices(
         prepared.y, prepared.a, test_size=settings["test_size"], seed=config.seed
     )
@@ -179,8 +182,8 @@ def flips_only_target(
         torch.as_tensor(train.y_np.astype(np.float32)),
         torch.as_tensor(train.a_np.astype(np.float32)),
     )
-    report = _report_target(config, space, [], data, test, "flipped rows only")
-    return report.metrics
+    name = "flipped rows only" if flips else "the input"
+    return _report_target(config, space, [], data, test, name).metrics
 
 
 def influence_round_seconds(repeats: int = 3) -> dict[str, float]:
@@ -254,7 +257,8 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
         "editable_rows": result["rows"]["editable"],
         "validation": {k: chosen[k] for k in ("bias_score", "robustness", "accuracy")},
         "target": result["target"]["metrics"],
-        "input_target": (result["baseline"] or {}).get("metrics"),
+        "notes": result["notes"],
+        "checks": result["checks"],
         "seconds": result["seconds"],
         "seconds_per_round_mean": float(np.mean(per_round)),
         "seconds_per_round_max": float(np.max(per_round)),
@@ -277,6 +281,49 @@ def target_table(rows: list[tuple[str, dict[str, float] | None]]) -> list[str]:
         cells = [_fmt(metrics.get(key)) for key, _ in METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def prototype_comparison(s: dict[str, Any]) -> list[str]:
+    """The issue's naive prototype and the paper against this run (Adult)."""
+    target = s["target"]
+    rows = [
+        ("rounds", PROTOTYPE["rounds"], s["rounds"], "n/a"),
+        (
+            "flipped (of the rows edited)",
+            f"{PROTOTYPE['flip_fraction']:.1%}",
+            f"{s['flip_fraction']:.1%}",
+            f"{PAPER['flip_fraction']:.1%}",
+        ),
+        (
+            "added",
+            f"{PROTOTYPE['augment_fraction']:.0%}",
+            f"{s['augment_fraction']:.1%}",
+            f"{PAPER['augment_fraction']:.1%}",
+        ),
+        (
+            "seconds",
+            f"{PROTOTYPE['seconds']:.0f}",
+            f"{s['wall_s']:.0f} wall, {s['cpu_s']:.0f} CPU",
+            f"{PAPER['seconds_per_round']:.0f} per round",
+        ),
+        ("fresh mlp:64 accuracy", PROTOTYPE["accuracy"], f"{target['accuracy']:.4f}", "n/a"),
+        ("fresh mlp:64 S_B", PROTOTYPE["bias_score"], f"{target['bias_score']:.4f}", "n/a"),
+        (
+            "fresh mlp:64 S_R white-box numeric-only",
+            PROTOTYPE["robustness_whitebox_numeric"],
+            f"{target['robustness_whitebox_numeric']:.4f}",
+            "n/a",
+        ),
+        (
+            "fresh mlp:64 S_R white-box valid (1 category switch)",
+            "n/a",
+            f"{target['robustness_whitebox_valid']:.4f}",
+            "n/a",
+        ),
+    ]
+    lines = ["| figure | naive prototype (issue) | this run | paper |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return [*lines, ""]
 
 
 def render(results: dict[str, Any]) -> str:
@@ -325,9 +372,14 @@ def render(results: dict[str, Any]) -> str:
         rows: list[tuple[str, dict[str, float] | None]] = [
             ("output (flips + added rows)", s["target"]),
             ("output without the added rows (flips only)", s.get("flips_only_target")),
-            ("input (no edits)", s["input_target"]),
+            ("input (no edits)", s.get("input_target")),
         ]
         lines += [*target_table(rows), ""]
+        lines += [f"Note: {note}." for note in s["notes"]]
+        if s["notes"]:
+            lines.append("")
+        if name == "adult":
+            lines += prototype_comparison(s)
     if "influence" in results:
         inf = results["influence"]
         lines += [
@@ -353,6 +405,9 @@ def main() -> int:
     parser.add_argument("--skip-compas", action="store_true")
     parser.add_argument("--skip-sample", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads of the runs (default: torch's)"
+    )
     args = parser.parse_args()
     data_dir = shared_data_dir()
     if data_dir is None:
@@ -362,11 +417,14 @@ def main() -> int:
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "environment": {
             "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": args.threads or torch.get_num_threads(),
             "versions": environment_versions(),
         },
     }
     seed = ["--seed", str(args.seed)]
+    if args.threads is not None:
+        seed += ["--threads", str(args.threads)]
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="froc-pre-bench-") as tmp:
         workdir = Path(tmp)
         adult_path = workdir / "adult.csv"
@@ -379,7 +437,12 @@ def main() -> int:
             workdir,
         )
         results["adult"] = summarise(run)
-        results["adult"]["flips_only_target"] = flips_only_target(run, adult_path, adult_fields)
+        results["adult"]["flips_only_target"] = comparison_target(
+            run, adult_path, adult_fields, flips=True
+        )
+        results["adult"]["input_target"] = comparison_target(
+            run, adult_path, adult_fields, flips=False
+        )
         results["influence"] = influence_round_seconds()
         if not args.skip_compas:
             print("bench_froc_pre: COMPAS ...", file=sys.stderr, flush=True)
@@ -392,13 +455,21 @@ def main() -> int:
                 workdir,
             )
             results["compas"] = summarise(run)
-            results["compas"]["flips_only_target"] = flips_only_target(run, compas_path, fields)
+            results["compas"]["flips_only_target"] = comparison_target(
+                run, compas_path, fields, flips=True
+            )
+            results["compas"]["input_target"] = comparison_target(
+                run, compas_path, fields, flips=False
+            )
         if not args.skip_sample:
             print("bench_froc_pre: sample ...", file=sys.stderr, flush=True)
             sample = workdir / "data.csv"
             shutil.copyfile(repo_root() / "sample_data" / "synthetic.csv", sample)
             run = run_preprocess(
-                sample, ["--protected", "gender", "--delta-f", "0.05", "--delta-r", "0.6"], workdir
+                sample,
+                ["--protected", "gender", "--delta-f", "0.05", "--delta-r", "0.6"],
+                workdir,
+                extra=seed[2:],
             )
             results["sample"] = summarise(run)
     adult = results["adult"]

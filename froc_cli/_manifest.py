@@ -143,6 +143,8 @@ def build_manifest(
         "augment_fraction": result.augment_fraction,
         "target": summary["target"],
         "baseline": summary["baseline"],
+        "notes": summary["notes"],
+        "checks": summary["checks"],
         "trajectory": summary["trajectory"],
         "flips": [asdict(flip) for flip in result.flips],
         "additions": [

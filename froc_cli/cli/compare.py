@@ -251,7 +251,11 @@ def compare_command(
         str, typer.Option(help="Sequential methods' adversarial weight grid (paper 7.2).")
     ] = _DEFAULT_LAMBDAS_TEXT,
     adv_epochs: Annotated[
-        int, typer.Option(help="FbR: epochs of PGD adversarial training after the fair fit.")
+        int,
+        typer.Option(
+            help="Sequential methods: epochs each lambda > 0 continues from the lambda = 0 "
+            "fit (FbR: PGD adversarial training; RbF: the PGD-augmented data)."
+        ),
     ] = 50,
     froc_in_budget: Annotated[
         float, typer.Option(help="FRoC-IN: seconds its lambda search may start fits for.")

@@ -133,6 +133,8 @@ def _print_result(
         f"time: {', '.join(f'{k} {v:.1f}s' for k, v in result.seconds.items())}",
         highlight=False,
     )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
     if files.output is not None:
         console.print(f"output written to {files.output}", highlight=False)
     else:
