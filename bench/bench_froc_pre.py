@@ -23,7 +23,7 @@ slow every wall-clock figure down.
 Writes bench/results/froc_pre.json and bench/results/froc_pre.md. Skips cleanly (exit 0)
 when ../shared/data is absent.
 
-    python bench/bench_froc_pre.py                # everything (a few minutes)
+    python bench/bench_froc_pre.py --threads 1 --extra-seeds 1 2   # about 15 minutes
     python bench/bench_froc_pre.py --skip-compas --skip-sample
 """
 
@@ -270,6 +270,22 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def seed_row(seed: int, s: dict[str, Any]) -> dict[str, Any]:
+    """The key figures of one Adult run."""
+    keys = ("accuracy", "bias_score", "robustness_whitebox_valid", "robustness_whitebox_numeric")
+    return {
+        "seed": seed,
+        "exit_code": s["exit_code"],
+        "rounds": s["rounds"],
+        "flip_fraction": s["flip_fraction"],
+        "augment_fraction": s["augment_fraction"],
+        **{key: s["target"][key] for key in keys},
+        "robustness_transfer_valid": s["target"]["robustness_transfer_valid"],
+        "wall_s": s["wall_s"],
+        "cpu_s": s["cpu_s"],
+    }
+
+
 def target_table(rows: list[tuple[str, dict[str, float] | None]]) -> list[str]:
     lines = [
         "| trained on | " + " | ".join(label for _, label in METRICS) + " |",
@@ -380,6 +396,25 @@ def render(results: dict[str, Any]) -> str:
             lines.append("")
         if name == "adult":
             lines += prototype_comparison(s)
+    if len(results.get("adult_seeds", [])) > 1:
+        lines += [
+            "## Adult, spread over seeds (split, initialisations and pools all change)",
+            "",
+            "| seed | exit | rounds | flipped | added | acc | S_B | S_R wb valid | "
+            "S_R wb numeric | S_R tr valid | wall s | CPU s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in results["adult_seeds"]:
+            lines.append(
+                f"| {row['seed']} | {row['exit_code']} | {row['rounds']} | "
+                f"{row['flip_fraction']:.1%} | {row['augment_fraction']:.1%} | "
+                f"{row['accuracy']:.4f} | {row['bias_score']:.4f} | "
+                f"{row['robustness_whitebox_valid']:.4f} | "
+                f"{row['robustness_whitebox_numeric']:.4f} | "
+                f"{row['robustness_transfer_valid']:.4f} | {row['wall_s']:.0f} | "
+                f"{row['cpu_s']:.0f} |"
+            )
+        lines.append("")
     if "influence" in results:
         inf = results["influence"]
         lines += [
@@ -405,6 +440,13 @@ def main() -> int:
     parser.add_argument("--skip-compas", action="store_true")
     parser.add_argument("--skip-sample", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--extra-seeds",
+        type=int,
+        nargs="*",
+        default=[],
+        help="more Adult runs with these seeds (key figures only, for the spread)",
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads of the runs (default: torch's)"
     )
@@ -444,6 +486,14 @@ def main() -> int:
             run, adult_path, adult_fields, flips=False
         )
         results["influence"] = influence_round_seconds()
+        results["adult_seeds"] = [seed_row(args.seed, results["adult"])]
+        for extra in args.extra_seeds:
+            print(f"bench_froc_pre: Adult, seed {extra} ...", file=sys.stderr, flush=True)
+            options = [*spec_args(adult_fields), "--delta-f", "0.05", "--delta-r", "0.6"]
+            options += ["--seed", str(extra), *seed[2:]]
+            results["adult_seeds"].append(
+                seed_row(extra, summarise(run_preprocess(adult_path, options, workdir)))
+            )
         if not args.skip_compas:
             print("bench_froc_pre: COMPAS ...", file=sys.stderr, flush=True)
             frame, fields = load_compas()

@@ -31,7 +31,6 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import torch
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
 
 from froc_cli._compare import (
@@ -98,7 +97,7 @@ def _cli_equivalent(dataset: str, config: CompareConfig, args: argparse.Namespac
         f"--delta-f {config.delta_f:g} --delta-r {config.delta_r:g}",
         f"--attack-space {config.threat.attack_space}",
         f"--repeats {config.repeats}",
-        f"--epochs {config.train.epochs} --adv-epochs {config.adv_epochs}",
+        f"--epochs {config.train.epochs} --adv-epochs {config.adv_epochs} --threads {args.threads}",
         f"--froc-in-budget {config.froc_in_budget_s:g}",
         f"--froc-pre-rounds {config.froc_pre_rounds}",
     ]
@@ -122,6 +121,7 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
         adv_epochs=args.adv_epochs,
         froc_in_budget_s=args.froc_in_budget,
         froc_pre_rounds=args.froc_pre_rounds,
+        threads=args.threads,
         methods=tuple(args.methods.split(",")) if args.methods else (),
         sweep=args.sweep,
     )
@@ -133,9 +133,10 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
             sweep_deltas_f=(0.05, 0.1),
             sweep_deltas_r=(config.delta_r - 0.2, config.delta_r),
         )
+    source_digest = _source_digest()  # the code this run imports (helpers still edit it)
     load_before = os.getloadavg()
     started = time.perf_counter()
-    print(f"{dataset}: {len(frame)} rows, {torch.get_num_threads()} torch threads", file=sys.stderr)
+    print(f"{dataset}: {len(frame)} rows, {args.threads} torch thread(s)", file=sys.stderr)
     result = compare_table(
         frame,
         config,
@@ -148,10 +149,9 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
     results = repo_root() / "bench" / "results"
     stem = f"compare_{dataset}{args.tag}"
     plot_compare(result, results / f"{stem}.png")
-    source_digest = _source_digest()
     environment = {
         "wall_seconds": wall,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": result.settings["threads"],
         "cpu_count": os.cpu_count(),
         "load_average_before": list(load_before),
         "load_average_after": list(load_after),
@@ -189,14 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attack-space", choices=["continuous", "valid"], default="continuous")
     parser.add_argument("--methods", default=None, help=f"subset of {','.join(METHOD_NAMES)}")
     parser.add_argument("--sweep", action="store_true")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (compare's default)")
     parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args(argv)
     if shared_data_dir() is None:
         print("run_compare: ../shared/data not found; nothing to do", file=sys.stderr)
         return 0
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     command = shlex.join(["python", "bench/run_compare.py", *(argv or sys.argv[1:])])
     datasets = ["adult", "compas"] if args.dataset == "all" else [args.dataset]
     for dataset in datasets:

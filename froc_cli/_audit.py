@@ -69,9 +69,9 @@ class AuditConfig:
     per core, or OMP_NUM_THREADS). The default, 1, makes a seed give the same model whatever
     the machine's core count (float sums split across threads differ in their last bits, and
     300 epochs amplify that into different decisions), and was the robust choice on a 2-core
-    machine: on a 2,800-row file 2 threads trained 5-15x slower, idle or busy; on Adult 2
-    threads trained 2x faster when the machine was idle (6 s vs 12 s) but 2x slower when one
-    other process was busy (59 s vs 27 s). See BENCHMARKS.md (Audit) and bench/perf_audit.py.
+    machine: on a 2,800-row file 2 threads trained 5-46x slower, nearly idle or busy; on Adult
+    2 threads trained 2x faster when both cores were free (6 s vs 12 s) but 2-4x slower when
+    other processes ran (50-113 s vs 23-33 s). See BENCHMARKS.md (Audit), bench/perf_audit.py.
     """
 
     data: DataSpec

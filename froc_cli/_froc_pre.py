@@ -133,8 +133,9 @@ class PreprocessConfig:
     ``threat`` is the attack S_R is checked against on validation (its ``attack_space``); the
     rows written are always valid records made with its eps, PGD steps and ``cat_budget``.
     ``robustness`` picks white-box attacks on the surrogate or transfer attacks crafted on an
-    independently initialised twin trained on the same rows. ``warm_lr`` (default ``lr``) is
-    the learning rate of the warm-start rounds.
+    independently initialised twin trained on the same rows. ``warm_lr`` (None: ``lr``) is
+    the learning rate of the warm-start rounds; ``batch_size`` (None: full batch) the
+    surrogate's.
     """
 
     data: DataSpec
@@ -146,14 +147,14 @@ class PreprocessConfig:
     target_model: str = "mlp:64"
     rounds: int = 300
     step: float = 0.003
-    max_step_factor: int = 10
+    max_step_factor: int = 15
     max_flip_frac: float = 0.2
     max_augment_frac: float = 1.0
     influence_params: Literal["last", "all"] = "last"
     margin: float = 1.0
     epochs: int = 200
-    warm_epochs: int = 10
-    warm_lr: float | None = 0.002
+    warm_epochs: int = 5
+    warm_lr: float | None = 0.004
     batch_size: int | None = None
     target_epochs: int = 300
     lr: float = 0.01

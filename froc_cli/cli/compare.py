@@ -288,6 +288,13 @@ def compare_command(
     ] = 0.2,
     seed: Seed = 0,
     device: Device = "auto",
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="CPU threads for torch. 1 (default) gives the same models for a seed on any "
+            "machine and is the fastest on a busy one; raise it on an idle many-core machine.",
+        ),
+    ] = 1,
     eps: Eps = 0.1,
     pgd_steps: PgdSteps = 10,
     attack_target: AttackTargetOpt = "true",
@@ -362,6 +369,7 @@ def compare_command(
             adv_epochs=adv_epochs,
             froc_in_budget_s=froc_in_budget,
             froc_pre_rounds=froc_pre_rounds,
+            threads=threads,
             methods=split_list(methods) if methods is not None else (),
             sweep=sweep,
             sweep_lambdas_f=parse_numbers(sweep_lambda_f, "--sweep-lambda-f"),

@@ -205,7 +205,7 @@ def preprocess_command(
         float,
         typer.Option(
             help="Rows l edited per round: a fraction of the editable rows (< 1) or a count; "
-            "up to 10x more while far from the thresholds."
+            "up to 15x more while far from the thresholds."
         ),
     ] = 0.003,
     max_flip_frac: Annotated[
@@ -242,7 +242,10 @@ def preprocess_command(
     epochs: Annotated[int, typer.Option(help="Surrogate epochs of the first round.")] = 200,
     warm_epochs: Annotated[
         int, typer.Option(help="Surrogate epochs of each later round (warm start).")
-    ] = 20,
+    ] = 5,
+    warm_lr: Annotated[
+        float, typer.Option(help="Adam learning rate of the warm-start rounds.")
+    ] = 0.004,
     target_epochs: Annotated[int, typer.Option(help="Epochs of the fresh target.")] = 300,
     lr: LearningRate = 0.01,
     test_size: Annotated[
@@ -280,9 +283,10 @@ def preprocess_command(
     """Rewrite a training set so that a model trained on it is fair and robust (FRoC-PRE).
 
     Algorithm 1: each round warm-trains a surrogate, measures S_B and S_R on a validation
-    split and stops once both thresholds hold; otherwise it flips the labels the influence
-    function picks and adds valid adversarial rows (real records). A fresh target of another
-    architecture is then trained plainly on the output and measured on a held-out split.
+    split and stops once both thresholds hold (S_B confirmed on a fresh --target-model fit);
+    otherwise it flips the labels the influence function picks and adds valid adversarial
+    rows (real records). That fresh target, trained plainly on the output, is measured on a
+    held-out split that is never edited.
     The output keeps the input's columns and dtypes: every input row in order (flips
     applied), then the added rows. Exit 1 when the thresholds are not met within the
     budget; the output is then written only with --allow-partial.
@@ -327,6 +331,7 @@ def preprocess_command(
             margin=margin,
             epochs=epochs,
             warm_epochs=warm_epochs,
+            warm_lr=warm_lr,
             target_epochs=target_epochs,
             lr=lr,
             test_size=test_size,
