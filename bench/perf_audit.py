@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0)),
-            "torch_threads_note": "1 (AuditConfig.threads default; the CLI has no --threads)",
+            "torch_threads_note": "1 (default of AuditConfig.threads and froc audit --threads)",
         },
         "peak_rss_tool": "/usr/bin/time -v" if TIME_BIN else "getrusage(RUSAGE_CHILDREN)",
         "audits": {},

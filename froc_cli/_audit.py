@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import torch
 
 from ._config import DataSpec, Objective, ThreatModel, TrainConfig
 from ._dataset import PreparedData, matches_value, prepare_data, value_texts
-from ._device import resolve_device
+from ._device import resolve_device, torch_threads
 from ._encoder import TabularEncoder, fit_encoder
 from ._errors import InputError, InsufficientDataError
 from ._evaluate import Decisions, Evaluation, attack_decisions, evaluate_decisions
@@ -283,20 +282,6 @@ def _settings(config: AuditConfig, device: str | None) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` torch CPU threads, then restore the caller's count."""
-    before = torch.get_num_threads()
-    if threads is None or threads == before:
-        yield
-        return
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def audit_table(
     frame: pd.DataFrame,
     config: AuditConfig,
@@ -308,7 +293,7 @@ def audit_table(
 
     Runs with ``config.threads`` torch threads (restored on return).
     """
-    with _torch_threads(config.threads):
+    with torch_threads(config.threads):
         return _audit_table(frame, config, source=source, progress=progress)
 
 

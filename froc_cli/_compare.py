@@ -59,7 +59,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._audit import _torch_threads, check_group_sizes
+from ._audit import check_group_sizes
 from ._baselines import (
     DisparateImpactRepair,
     compute_reweighing_weights,
@@ -67,7 +67,7 @@ from ._baselines import (
 )
 from ._config import AttackKind, DataSpec, Objective, ThreatModel, TrainConfig
 from ._dataset import PreparedData, prepare_data
-from ._device import resolve_device
+from ._device import resolve_device, torch_threads
 from ._encoder import TabularEncoder, fit_encoder
 from ._errors import InputError
 from ._evaluate import attack_decisions, evaluate_decisions
@@ -1342,7 +1342,7 @@ def compare_table(
     command: str | None = None,
 ) -> CompareResult:
     """Run every selected method on ``config.repeats`` seeded splits of ``frame``."""
-    with _torch_threads(config.threads):
+    with torch_threads(config.threads):
         return _compare_table(frame, config, source=source, progress=progress, command=command)
 
 

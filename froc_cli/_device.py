@@ -11,7 +11,7 @@ import torch
 
 from ._errors import InputError
 
-__all__ = ["denormals_flushed", "flushing_denormals", "resolve_device"]
+__all__ = ["denormals_flushed", "flushing_denormals", "resolve_device", "torch_threads"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,3 +59,17 @@ def resolve_device(name: str) -> torch.device:
     if choice.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {name!r}: CUDA is not available on this machine")
     return torch.device(choice)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch CPU threads, then restore the caller's count."""
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -41,6 +41,7 @@ from ._common import (
     ReportPath,
     Seed,
     TargetModel,
+    Threads,
     data_spec,
     guarded,
     progress_printer,
@@ -116,6 +117,7 @@ def audit_command(
     test_size: Annotated[float, typer.Option(help="Held-out fraction audited.")] = 0.3,
     seed: Seed = 0,
     device: Device = "auto",
+    threads: Threads = 1,
     eps: Eps = 0.1,
     pgd_steps: PgdSteps = 10,
     attack_target: AttackTargetOpt = "true",
@@ -175,6 +177,7 @@ def audit_command(
             ci=ci,
             n_resamples=bootstrap,
             predictions=predictions,
+            threads=threads,
         )
         progress = progress_printer(quiet or json_output)
         if model_file is not None:

@@ -61,6 +61,7 @@ from ._common import (
     ReportPath,
     Seed,
     TargetModel,
+    Threads,
     data_spec,
     guarded,
     split_list,
@@ -288,13 +289,7 @@ def compare_command(
     ] = 0.2,
     seed: Seed = 0,
     device: Device = "auto",
-    threads: Annotated[
-        int,
-        typer.Option(
-            help="CPU threads for torch. 1 (default) gives the same models for a seed on any "
-            "machine and is the fastest on a busy one; raise it on an idle many-core machine.",
-        ),
-    ] = 1,
+    threads: Threads = 1,
     eps: Eps = 0.1,
     pgd_steps: PgdSteps = 10,
     attack_target: AttackTargetOpt = "true",

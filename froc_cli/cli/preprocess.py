@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
+from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK
 from .._froc_pre import PreprocessConfig, PreprocessResult, TargetReport, preprocess_table
 from .._io import read_table
 from .._manifest import (
@@ -39,9 +38,11 @@ from ._common import (
     ProtectedGroup,
     Quiet,
     Seed,
+    Threads,
     data_spec,
     guarded,
     progress_printer,
+    set_threads,
     stdout_console,
     threat_model,
 )
@@ -269,14 +270,7 @@ def preprocess_command(
     ] = 1.0,
     seed: Seed = 0,
     device: Device = "auto",
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            help="CPU threads for torch (default: torch's choice, one per core); 1 is often "
-            "faster on a busy machine.",
-            show_default=False,
-        ),
-    ] = None,
+    threads: Threads = 1,
     json_output: JsonFlag = False,
     quiet: Quiet = False,
 ) -> None:
@@ -296,10 +290,7 @@ def preprocess_command(
 
     def run() -> int:
         target = output if output is not None else default_output_path(data)
-        if threads is not None:
-            if threads < 1:
-                raise InputError(f"--threads {threads}: expected at least 1")
-            torch.set_num_threads(threads)
+        set_threads(threads)
         config = PreprocessConfig(
             data=data_spec(
                 protected=protected,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
-import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -53,9 +52,11 @@ from ._common import (
     Quiet,
     Seed,
     TargetModel,
+    Threads,
     data_spec,
     guarded,
     progress_printer,
+    set_threads,
     stdout_console,
     threat_model,
     train_config,
@@ -266,14 +267,7 @@ def train_in_command(
     ] = None,
     seed: Seed = 0,
     device: Device = "auto",
-    threads: Annotated[
-        int,
-        typer.Option(
-            help="CPU threads for torch. 1 (default) gives the same model for a seed on any "
-            "machine (the thread count changes float summation order) and is the fastest for "
-            "these small networks on a busy machine; raise it on an idle many-core one.",
-        ),
-    ] = 1,
+    threads: Threads = 1,
     eps: Eps = 0.1,
     pgd_steps: PgdSteps = 10,
     attack_target: AttackTargetOpt = "true",
@@ -319,9 +313,7 @@ def train_in_command(
             if path is not None and path.is_dir():
                 # Refuse before training, not after: the files are written at the end.
                 raise InputError(f"{option} {path}: is a directory, expected a file name")
-        if threads < 1:
-            raise InputError(f"--threads {threads}: expected at least 1")
-        torch.set_num_threads(threads)
+        set_threads(threads)
         spec: DataSpec = data_spec(
             protected=protected,
             label=label,

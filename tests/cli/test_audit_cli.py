@@ -248,6 +248,11 @@ def _bad_suffix(tmp: Path) -> tuple[list[object], list[str]]:
     return [path, "--protected", "gender"], ["data.xlsx", "unknown table format"]
 
 
+def _zero_threads(tmp: Path) -> tuple[list[object], list[str]]:
+    path = _csv(tmp, _frame())
+    return [path, "--protected", "gender", "--threads", "0"], ["--threads 0", "at least 1"]
+
+
 BAD_INPUT: dict[str, Case] = {
     "missing file": _missing,
     "empty file": _empty,
@@ -273,6 +278,7 @@ BAD_INPUT: dict[str, Case] = {
     "unknown model": _bad_model,
     "eps out of range": _bad_eps,
     "unknown suffix": _bad_suffix,
+    "--threads 0": _zero_threads,
 }
 
 
@@ -404,6 +410,15 @@ def test_same_seed_same_metrics_other_seed_differs(
     other = json_of(audit(sample_csv, *args, "--seed", "1"))
     assert other["settings"]["seed"] == 1
     assert other["metrics"] != passing_json["metrics"]
+
+
+def test_threads_are_reported_and_restored(sample_csv: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    payload = json_of(audit(sample_csv, "--protected", "gender", "--json", "--threads", "2", *FAST))
+    assert payload["settings"]["threads"] == 2
+    assert torch.get_num_threads() == before
 
 
 # --------------------------------------------------------------------------------------------
