@@ -244,8 +244,11 @@ def _prediction_decisions(prepared: PreparedData, column: str) -> np.ndarray:
         return matches_value(series, prepared.positive_value).astype(np.int8)
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         scores = series.to_numpy(dtype=float)
-        if np.all((scores >= 0) & (scores <= 1)):
+        outside = ~((scores >= 0) & (scores <= 1))
+        if not outside.any():
             return (scores >= 0.5).astype(np.int8)
+        # Name a value that is wrong as a probability too, not merely the first non-label.
+        stray = value_texts(series[outside])
     raise InputError(
         f"{prepared.source}: predictions column {column!r} has value {stray[0]!r}, neither a "
         f"value of label column {prepared.label_column!r} ({', '.join(map(repr, labels[:8]))}"

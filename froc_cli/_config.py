@@ -46,9 +46,10 @@ class ThreatModel:
 
     ``attack_target="true"`` attacks the true labels (standard adversarial accuracy);
     ``"predicted"`` attacks the model's own predictions, as the paper's published code did, which
-    counts every misclassified row as robust. ``attack_space="valid"`` keeps every adversarial
-    example a real record: numerics move within eps of their scaled range on their own grid
-    (integers stay integers), up to ``cat_budget`` categorical columns switch category.
+    pushes misclassified rows towards their true labels (most then count as robust).
+    ``attack_space="valid"`` keeps every adversarial example a real record: numerics move
+    within eps of their scaled range on their own grid (integers stay integers), up to
+    ``cat_budget`` categorical columns switch category.
     """
 
     eps: float = 0.1

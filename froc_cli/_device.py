@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
@@ -52,8 +53,8 @@ def flushing_denormals(function: Callable[P, R]) -> Callable[P, R]:
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present, else CPU; ``cuda`` without a GPU is an input error."""
     choice = name.strip().lower()
-    if choice not in ("auto", "cpu", "cuda") and not choice.startswith("cuda:"):
-        raise InputError(f"--device {name!r}: expected auto, cpu or cuda")
+    if choice not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:[0-9]+", choice):
+        raise InputError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice.startswith("cuda") and not torch.cuda.is_available():

@@ -88,7 +88,11 @@ from ._device import resolve_device
 from ._encoder import TabularEncoder, fit_encoder
 from ._errors import InputError
 from ._froc_in import NEAR_CONSTANT_SHARE, above_floor, carve_validation
-from ._influence import compute_augment_influence, compute_flip_influence
+from ._influence import (
+    compute_addition_influence,
+    compute_augment_influence,
+    compute_flip_influence,
+)
 from ._models import build_model, parse_model_spec
 from ._split import split_indices
 from ._training import predict_logits, train_model
@@ -96,6 +100,7 @@ from ._version import environment_versions
 from .attacks import FeatureSpace, ValidRecordAttack, make_attack
 
 __all__ = [
+    "AdditionRank",
     "AdditionRecord",
     "FlipRecord",
     "PreprocessConfig",
@@ -107,6 +112,7 @@ __all__ = [
 ]
 
 RobustnessKind = Literal["whitebox", "transfer"]
+AdditionRank = Literal["accuracy", "balanced"]
 ProgressCallback = Callable[[str], None]
 
 _ATTACK_CHUNK = 16_384
@@ -135,7 +141,11 @@ class PreprocessConfig:
     ``robustness`` picks white-box attacks on the surrogate or transfer attacks crafted on an
     independently initialised twin trained on the same rows. ``warm_lr`` (None: ``lr``) is
     the learning rate of the warm-start rounds; ``batch_size`` (None: full batch) the
-    surrogate's.
+    surrogate's. ``addition_rank`` picks the adversarial rows to add: ``"accuracy"`` by the
+    smallest accuracy influence I_U alone (eq. 22, the paper), ``"balanced"`` by the sum of
+    their ranks by I_U and by their predicted effect on the bias F, so that fewer flips are
+    needed to undo the bias the additions bring (Adult, seed 0: 9.2% of labels flipped
+    instead of 12.5%, in 36 rounds instead of 21; see BENCHMARKS.md).
     """
 
     data: DataSpec
@@ -151,6 +161,7 @@ class PreprocessConfig:
     max_flip_frac: float = 0.2
     max_augment_frac: float = 1.0
     influence_params: Literal["last", "all"] = "last"
+    addition_rank: AdditionRank = "accuracy"
     margin: float = 1.0
     epochs: int = 200
     warm_epochs: int = 5
@@ -170,6 +181,8 @@ class PreprocessConfig:
                 raise InputError(f"{name} {value}: expected a number in [0, 1]")
         if self.robustness not in ("whitebox", "transfer"):
             raise InputError(f"--robustness {self.robustness}: expected whitebox or transfer")
+        if self.addition_rank not in ("accuracy", "balanced"):
+            raise InputError(f"--addition-rank {self.addition_rank}: expected accuracy or balanced")
         if self.influence_params not in ("last", "all"):
             raise InputError(f"--influence-params {self.influence_params}: expected last or all")
         parse_model_spec(self.surrogate)
@@ -724,7 +737,18 @@ def preprocess_table(
         if can_add:
             history = [*trajectory, record]
             _augment_round(
-                state, surrogate, encoder, space, history, warm_targets, max_adds, rng, config
+                state,
+                surrogate,
+                x_tr,
+                y_tr,
+                val,
+                encoder,
+                space,
+                history,
+                warm_targets,
+                max_adds,
+                rng,
+                config,
             )
         trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
         progress(
@@ -927,9 +951,24 @@ def _augment_count(
     return int(min(most, max(base, round(most * gap / max(target, 1e-12)))))
 
 
+def _balanced_additions(
+    accuracy_influence: np.ndarray, delta_fairness: np.ndarray, k: int
+) -> np.ndarray:
+    """Positions of the ``k`` candidates to add, ascending: the smallest sum of their ranks by
+    accuracy influence I_U (eq. 22) and by predicted change of the bias F (first order, as
+    the flips); ties by I_U."""
+    rank_u = np.argsort(np.argsort(accuracy_influence, kind="stable"), kind="stable")
+    rank_f = np.argsort(np.argsort(delta_fairness, kind="stable"), kind="stable")
+    order = np.lexsort((rank_u, rank_u + rank_f))
+    return np.sort(order[:k])
+
+
 def _augment_round(
     state: _State,
     surrogate: nn.Module,
+    x_tr: torch.Tensor,
+    y_tr: torch.Tensor,
+    val: _Rows,
     encoder: TabularEncoder,
     space: FeatureSpace,
     history: list[RoundRecord],
@@ -972,7 +1011,26 @@ def _augment_round(
         .cpu()
         .numpy()
     )
-    picked = np.sort(np.argsort(influence, kind="stable")[:k])
+    if config.addition_rank == "accuracy":
+        picked = np.sort(np.argsort(influence, kind="stable")[:k])
+    else:
+        picked = _balanced_additions(
+            influence,
+            compute_addition_influence(
+                surrogate,
+                x_tr,
+                y_tr,
+                x_adv,
+                y_pool,
+                val.x,
+                torch.as_tensor(val.y_np, device=device),
+                torch.as_tensor(val.a_np, device=device),
+                params=config.influence_params,
+            )
+            .delta_fairness.cpu()
+            .numpy(),
+            k,
+        )
     # What is written is the decoded record: train on exactly that, so the surrogate sees
     # what the outside trainer will (no fractional one-hot or off-grid artefacts).
     decoded = encoder.decode(x_adv[torch.as_tensor(picked, device=device)].cpu().numpy())

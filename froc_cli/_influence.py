@@ -46,9 +46,11 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 
 __all__ = [
+    "AdditionInfluence",
     "Curvature",
     "FlipInfluence",
     "InfluenceParams",
+    "compute_addition_influence",
     "compute_augment_influence",
     "compute_flip_influence",
 ]
@@ -208,6 +210,154 @@ def compute_flip_influence(
             Hessian that is not positive definite even after damping (``params="last"``, or
             ``curvature="hessian"``).
     """
+    u_f, u_l, gap, used, residual, y_tr, w_norm = _row_directions(
+        model,
+        X_train,
+        y_train,
+        X_eval,
+        y_eval,
+        a_eval,
+        sample_weight=sample_weight,
+        params=params,
+        damping=damping,
+        cg_iters=cg_iters,
+        cg_tol=cg_tol,
+        curvature=curvature,
+    )
+    # u_f[j] = <grad f(x_j), v_F> already carries sign(D); the flip direction and weight
+    # turn it into the predicted change (see the derivation above).
+    coef = -(2.0 * y_tr - 1.0) * w_norm
+    delta_f = coef * u_f
+    delta_l = coef * u_l
+    _require_finite(delta_f, "fairness influence")
+    _require_finite(delta_l, "loss influence")
+    loss_scale = float(delta_l.square().mean().sqrt().item())
+    if loss_scale > 0.0:
+        score = delta_f * torch.exp(-delta_l.abs() / loss_scale)
+    else:
+        score = delta_f.clone()
+    return FlipInfluence(
+        delta_fairness=delta_f,
+        delta_loss=delta_l,
+        score=score,
+        fairness=abs(gap),
+        loss_scale=loss_scale,
+        curvature=used,
+        cg_residual=residual,
+    )
+
+
+@dataclass(frozen=True)
+class AdditionInfluence:
+    """Predicted first-order effect of adding each candidate row to the training set.
+
+    Attributes:
+        delta_fairness: shape ``(k,)``; predicted change of the soft bias score F (eq. 13) on
+            the evaluation set if that row alone is added and the model retrained.
+        delta_loss: shape ``(k,)``; predicted change of the evaluation loss L_U (eq. 5).
+        fairness: the current soft bias score F on the evaluation set.
+    """
+
+    delta_fairness: torch.Tensor
+    delta_loss: torch.Tensor
+    fairness: float
+
+
+def compute_addition_influence(
+    model: nn.Module,
+    X_train: torch.Tensor,
+    y_train: torch.Tensor,
+    X_add: torch.Tensor,
+    y_add: torch.Tensor,
+    X_eval: torch.Tensor,
+    y_eval: torch.Tensor,
+    a_eval: torch.Tensor,
+    *,
+    sample_weight: torch.Tensor | None = None,
+    params: InfluenceParams = "last",
+    damping: float = 1e-3,
+    cg_iters: int = 50,
+    cg_tol: float = 1e-6,
+    curvature: Curvature = "auto",
+) -> AdditionInfluence:
+    """Predict how adding each row ``(X_add[j], y_add[j])`` changes bias and loss.
+
+    The same derivation as :func:`compute_flip_influence` (eq. 17) for an up-weighted row
+    instead of a flipped one: adding row j with the training rows' mean weight adds
+    ``w_j l(x_j, y_j)`` to the normalised loss, ``w_j = 1 / (n + 1)`` of the new total, so::
+
+        Delta-theta_j = -w_j H^-1 g(x_j, y_j),   g(x, y) = (sigmoid(f(x)) - y) grad_theta f(x)
+        Delta-F_j = -w_j (p_j - y_j) <grad_theta f(x_j), H^-1 grad F>
+
+    with H the Hessian of the current training rows only (the candidates enter the solve
+    with weight zero). Algorithm 1 adds adversarial rows for robustness and ranks them by
+    accuracy (eq. 22) alone; their effect on F tells which of them would undo the flips.
+    Arguments are those of :func:`compute_flip_influence`; ``X_add``/``y_add`` are the
+    candidates. Returns float64 tensors on the model's device; raises ValueError as it does.
+    """
+    k = _check_features(X_add, "X_add")
+    n = _check_features(X_train, "X_train")
+    if X_add.shape[1] != X_train.shape[1]:
+        raise ValueError(f"X_add has {X_add.shape[1]} columns but X_train has {X_train.shape[1]}")
+    device, dtype = _model_device_dtype(model)
+    weights = (
+        torch.ones(n, dtype=torch.float64, device=device)
+        if sample_weight is None
+        else sample_weight.to(device=device, dtype=torch.float64)
+    )
+    if weights.ndim != 1 or weights.shape[0] != n:
+        raise ValueError(f"sample_weight must be a 1-D tensor of length {n}")
+    rows = torch.cat([X_train.to(device=device), X_add.to(device=device, dtype=X_train.dtype)])
+    labels = torch.cat(
+        [
+            y_train.to(device=device, dtype=torch.float64),
+            y_add.to(device=device, dtype=torch.float64),
+        ]
+    )
+    u_f, u_l, gap, _, _, y_all, _ = _row_directions(
+        model,
+        rows,
+        labels,
+        X_eval,
+        y_eval,
+        a_eval,
+        sample_weight=torch.cat([weights, weights.new_zeros(k)]),
+        params=params,
+        damping=damping,
+        cg_iters=cg_iters,
+        cg_tol=cg_tol,
+        curvature=curvature,
+    )
+    with _eval_mode(model), torch.no_grad():
+        logits = model(X_add.to(device=device, dtype=dtype)).reshape(-1).to(torch.float64)
+    coef = -(torch.sigmoid(logits) - y_all[n:]) / (n + 1)
+    delta_f = coef * u_f[n:]
+    delta_l = coef * u_l[n:]
+    _require_finite(delta_f, "fairness influence")
+    _require_finite(delta_l, "loss influence")
+    return AdditionInfluence(delta_fairness=delta_f, delta_loss=delta_l, fairness=abs(gap))
+
+
+def _row_directions(
+    model: nn.Module,
+    X_train: torch.Tensor,
+    y_train: torch.Tensor,
+    X_eval: torch.Tensor,
+    y_eval: torch.Tensor,
+    a_eval: torch.Tensor,
+    *,
+    sample_weight: torch.Tensor | None,
+    params: InfluenceParams,
+    damping: float,
+    cg_iters: int,
+    cg_tol: float,
+    curvature: Curvature,
+) -> tuple[torch.Tensor, torch.Tensor, float, str, float | None, torch.Tensor, torch.Tensor]:
+    """Validate the inputs and solve for ``u[j] = <grad f(x_j), H^-1 grad F>`` (and L_U).
+
+    Returns ``(u_F, u_L, D, curvature_used, cg_residual, y_train, w_norm)`` with D the signed
+    gap on the evaluation rows and the labels and normalised weights as float64 tensors.
+    """
     if params not in ("last", "all"):
         raise ValueError(f"params must be 'last' or 'all', got {params!r}")
     if not (math.isfinite(damping) and damping >= 0.0):
@@ -243,42 +393,21 @@ def compute_flip_influence(
             )
             # BCE's logit is linear in the last layer, so its Hessian is exact and solved
             # directly.
-            used, residual = "hessian", None
-        else:
-            u_f, u_l, gap, used, residual = _flip_all_params(
-                model,
-                X_train,
-                y_tr,
-                w_norm,
-                X_eval,
-                y_ev,
-                c,
-                damping=damping,
-                curvature=curvature,
-                cg_iters=cg_iters,
-                cg_tol=cg_tol,
-            )
-        # u_f[j] = <grad f(x_j), v_F> already carries sign(D); the flip direction and weight
-        # turn it into the predicted change (see the derivation above).
-        coef = -(2.0 * y_tr - 1.0) * w_norm
-        delta_f = coef * u_f
-        delta_l = coef * u_l
-        _require_finite(delta_f, "fairness influence")
-        _require_finite(delta_l, "loss influence")
-        loss_scale = float(delta_l.square().mean().sqrt().item())
-        if loss_scale > 0.0:
-            score = delta_f * torch.exp(-delta_l.abs() / loss_scale)
-        else:
-            score = delta_f.clone()
-    return FlipInfluence(
-        delta_fairness=delta_f,
-        delta_loss=delta_l,
-        score=score,
-        fairness=abs(gap),
-        loss_scale=loss_scale,
-        curvature=used,
-        cg_residual=residual,
-    )
+            return u_f, u_l, gap, "hessian", None, y_tr, w_norm
+        u_f, u_l, gap, used, residual = _flip_all_params(
+            model,
+            X_train,
+            y_tr,
+            w_norm,
+            X_eval,
+            y_ev,
+            c,
+            damping=damping,
+            curvature=curvature,
+            cg_iters=cg_iters,
+            cg_tol=cg_tol,
+        )
+        return u_f, u_l, gap, used, residual, y_tr, w_norm
 
 
 def compute_augment_influence(

@@ -21,7 +21,8 @@ def parse_model_spec(spec: str) -> tuple[int, ...]:
         return ()
     if text.startswith("mlp:"):
         parts = text[4:].split("x")
-        if parts and all(p.isdigit() and int(p) > 0 for p in parts):
+        # isascii: str.isdigit accepts digits such as '²' that int() refuses.
+        if parts and all(p.isascii() and p.isdigit() and int(p) > 0 for p in parts):
             return tuple(int(p) for p in parts)
     raise InputError(f"model {spec!r}: expected lr, mlp:H or mlp:HxH... (e.g. mlp:128x128)")
 
@@ -33,9 +34,13 @@ class TabularNet(nn.Module):
         super().__init__()
         widths = [n_features, *hidden]
         layers: list[nn.Module] = []
-        for fan_in, fan_out in itertools.pairwise(widths):
-            layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-        layers.append(nn.Linear(widths[-1], 1))
+        # nn.Linear draws default weights from torch's global generator; build_model then
+        # overwrites them from its own seed. Fork the generator so that building a model
+        # leaves the caller's random stream untouched.
+        with torch.random.fork_rng(devices=[]):
+            for fan_in, fan_out in itertools.pairwise(widths):
+                layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+            layers.append(nn.Linear(widths[-1], 1))
         self.layers = nn.Sequential(*layers)
         self.n_features = n_features
         self.hidden = hidden

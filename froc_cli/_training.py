@@ -215,4 +215,6 @@ def _angle_degrees(u: torch.Tensor, v: torch.Tensor) -> float:
 def predict_logits(model: nn.Module, x: torch.Tensor, chunk: int = 262_144) -> torch.Tensor:
     """Logits for ``x`` in chunks (bounded memory on large files)."""
     model.eval()
+    if x.shape[0] == 0:
+        return model(x)  # no rows, no chunks: torch.cat refuses an empty list
     return torch.cat([model(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])

@@ -22,16 +22,21 @@ from froc_cli._froc_pre import (
     PreprocessConfig,
     PreprocessResult,
     RoundRecord,
+    _balanced_additions,
     _flip_round,
     _Rows,
     _State,
     preprocess_table,
 )
-from froc_cli._influence import compute_flip_influence
+from froc_cli._influence import (
+    compute_addition_influence,
+    compute_augment_influence,
+    compute_flip_influence,
+)
 from froc_cli._models import build_model
 from froc_cli._split import split_indices
 from froc_cli._training import predict_logits, train_model
-from froc_cli.attacks import FeatureSpace
+from froc_cli.attacks import FeatureSpace, make_attack
 
 SPEC = DataSpec(protected="gender", min_group_size=5)
 
@@ -256,6 +261,7 @@ def test_a_constant_model_is_never_a_success() -> None:
         ({"max_flip_frac": -0.1}, "--max-flip-frac"),
         ({"test_size": 1.0}, "--test-size"),
         ({"warm_lr": 0.0}, "--warm-lr"),
+        ({"addition_rank": "fairness"}, "--addition-rank"),
     ],
 )
 def test_bad_settings_are_input_errors(change: dict[str, Any], needle: str) -> None:
@@ -308,3 +314,69 @@ def test_flips_lower_the_bias_of_a_retrained_model() -> None:
     y_literal = y0.copy()
     y_literal[literal] = 1 - y_literal[literal]
     assert signed_gap(fit(y_literal)) - base < -0.02  # the paper's printed sign: worse
+
+
+def test_balanced_additions_rank_by_the_sum_of_both_ranks() -> None:
+    accuracy = np.array([0.1, 0.2, 0.3, 0.4, 0.5])  # eq. 22 alone would take rows 0 and 1
+    fairness = np.array([0.9, 0.8, -0.5, -0.6, 0.0])  # rows 0 and 1 raise the bias most
+    # rank sums: 0: 0+4, 1: 1+3, 2: 2+1, 3: 3+0, 4: 4+2 -> rows 2 and 3 (3 each), then 0 and 1.
+    assert _balanced_additions(accuracy, fairness, 2).tolist() == [2, 3]
+    # equal rank sums (rows 0, 1: 4 each) are broken by the accuracy rank.
+    assert _balanced_additions(accuracy, fairness, 3).tolist() == [0, 2, 3]
+
+
+def test_balanced_additions_raise_the_bias_of_a_retrained_model_less() -> None:
+    """Adding the rows picked by rank sum leaves a model retrained from scratch fairer than
+    adding the rows eq. 22 alone picks (same number, same candidates)."""
+    frame = make_frame(n=800, seed=11)
+    prepared = prepare_data(frame, SPEC, source="tiny")
+    train, val = split_indices(prepared.y, prepared.a, test_size=0.3, seed=0)
+    encoder = fit_encoder(prepared.frame.iloc[train], prepared.feature_columns)
+    space = FeatureSpace.from_encoder(encoder)
+    x = torch.as_tensor(encoder.encode(prepared.frame.iloc[train]))
+    y = torch.as_tensor(prepared.y[train].astype(np.float32))
+    a = torch.as_tensor(prepared.a[train].astype(np.float32))
+    val_rows = _Rows.of(prepared, encoder, val, torch.device("cpu"))
+    cfg = TrainConfig(model="lr", epochs=400, lr=0.05, seed=0)
+
+    def fit(rows: np.ndarray) -> torch.nn.Module:
+        index = torch.as_tensor(rows)
+        model = build_model("lr", encoder.n_features, seed=0)
+        train_model(
+            model,
+            torch.cat([x, x_adv[index]]),
+            torch.cat([y, y[index]]),
+            torch.cat([a, a[index]]),
+            objective=Objective(),
+            config=cfg,
+            space=space,
+        )
+        return model
+
+    def bias(model: torch.nn.Module) -> float:
+        probs = torch.sigmoid(predict_logits(model, val_rows.x))
+        return float((probs[val_rows.a_np == 0].mean() - probs[val_rows.a_np == 1].mean()).abs())
+
+    x_adv = x
+    model = fit(np.array([], dtype=np.int64))
+    # The pool: PGD examples of every training row, labelled with the row's label.
+    x_adv = make_attack("pgd", model, space, ThreatModel(eps=0.2, pgd_steps=5))(x, y).detach()
+    candidates = np.arange(len(y))
+    accuracy = compute_augment_influence(model, x_adv, y).numpy()
+    fairness = compute_addition_influence(
+        model,
+        x,
+        y,
+        x_adv,
+        y,
+        val_rows.x,
+        torch.as_tensor(val_rows.y_np),
+        torch.as_tensor(val_rows.a_np),
+    ).delta_fairness.numpy()
+    k = 150
+    by_accuracy = candidates[np.argsort(accuracy, kind="stable")[:k]]
+    balanced = candidates[_balanced_additions(accuracy, fairness, k)]
+    assert set(by_accuracy.tolist()) != set(balanced.tolist())
+    base = bias(model)
+    assert bias(fit(balanced)) < bias(fit(by_accuracy)) - 0.005
+    assert bias(fit(balanced)) <= base + 0.005

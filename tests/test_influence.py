@@ -19,6 +19,7 @@ from froc_cli._influence import (
     Curvature,
     FlipInfluence,
     InfluenceParams,
+    compute_addition_influence,
     compute_augment_influence,
     compute_flip_influence,
 )
@@ -269,6 +270,91 @@ def _check_against_retraining(
     assert 0 in np.argsort(actual)[:3]
     # The top picks do lower the bias for real.
     assert np.all(actual[:5] < 0)
+
+
+# --------------------------------------------------------------------------------------------
+# addition influence vs retraining
+
+
+def _actual_addition_changes(
+    model: nn.Module, prob: _Problem, X_add: torch.Tensor, y_add: torch.Tensor, trainable: str
+) -> np.ndarray:
+    """Change of F on the eval set after adding each candidate row and retraining."""
+    base = _bias(model, prob.X_eval, prob.a_eval)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    out = []
+    for j in range(len(y_add)):
+        model.load_state_dict(state)
+        params = list(model.parameters()) if trainable == "all" else list(_last(model).parameters())
+        X = torch.cat([prob.X, X_add[j : j + 1]])
+        y = torch.cat([prob.y, y_add[j : j + 1]])
+        _fit(model, X, y, params)
+        out.append(_bias(model, prob.X_eval, prob.a_eval) - base)
+    model.load_state_dict(state)
+    return np.array(out)
+
+
+@pytest.mark.parametrize(("kind", "params"), [("logistic", "all"), ("mlp", "last")])
+def test_addition_influence_matches_retraining(
+    problem: _Problem,
+    logistic: nn.Sequential,
+    mlp: nn.Sequential,
+    kind: str,
+    params: InfluenceParams,
+) -> None:
+    model = logistic if kind == "logistic" else mlp
+    # Candidates: evaluation rows (some with labels the model gets wrong, which move it most).
+    X_add, y_add = problem.X_eval[:15], problem.y_eval[:15]
+    infl = compute_addition_influence(
+        model,
+        problem.X,
+        problem.y,
+        X_add,
+        y_add,
+        problem.X_eval,
+        problem.y_eval,
+        problem.a_eval,
+        params=params,
+        damping=DAMPING,
+    )
+    assert infl.fairness == pytest.approx(_bias(model, problem.X_eval, problem.a_eval), rel=1e-6)
+    actual = _actual_addition_changes(
+        model, problem, X_add, y_add, trainable="all" if params == "all" else "last"
+    )
+    pred = infl.delta_fairness.cpu().numpy()
+    assert np.corrcoef(pred, actual)[0, 1] > 0.95
+    clear = np.abs(actual) > 0.1 * np.abs(actual).max()
+    assert clear.sum() >= 5
+    assert np.all(np.sign(pred[clear]) == np.sign(actual[clear]))
+
+
+def test_addition_influence_of_a_training_duplicate_scales_the_flip_influence(
+    problem: _Problem, logistic: nn.Sequential
+) -> None:
+    # Closed form: duplicating row j adds (p_j - y_j) grad f(x_j) / (n + 1) to the gradient;
+    # flipping it adds (2 y_j - 1) grad f(x_j) / n. Both move theta along -H^-1 grad f(x_j), so
+    # the two predictions differ by the factor (p_j - y_j) n / ((2 y_j - 1)(n + 1)).
+    flip = _flip(logistic, problem, params="last")
+    rows = [0, 1, 2, 3, 4]
+    X_add, y_add = problem.X[rows], problem.y[rows]
+    add = compute_addition_influence(
+        logistic,
+        problem.X,
+        problem.y,
+        X_add,
+        y_add,
+        problem.X_eval,
+        problem.y_eval,
+        problem.a_eval,
+        damping=DAMPING,
+    )
+    n = len(problem.y)
+    with torch.no_grad():
+        p = torch.sigmoid(logistic(X_add.double()))
+    y = y_add.double()
+    factor = (p - y) * n / ((2 * y - 1) * (n + 1))
+    expected = flip.delta_fairness[rows] * factor
+    assert torch.allclose(add.delta_fairness, expected, rtol=1e-8, atol=1e-14)
 
 
 # --------------------------------------------------------------------------------------------

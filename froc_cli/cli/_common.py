@@ -98,7 +98,7 @@ AttackTargetOpt = Annotated[
     typer.Option(
         "--attack-target",
         help="true: attack the true labels (standard); predicted: the model's own predictions "
-        "(the paper's code; counts misclassified rows as robust).",
+        "(the paper's code; pushes misclassified rows towards their true labels).",
     ),
 ]
 AttackSpaceOpt = Annotated[

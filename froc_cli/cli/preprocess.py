@@ -222,6 +222,14 @@ def preprocess_command(
             "its parameters (all, conjugate gradient)."
         ),
     ] = "last",
+    addition_rank: Annotated[
+        str,
+        typer.Option(
+            help="Rank the adversarial rows to add by accuracy influence alone (accuracy, the "
+            "paper's eq. 22) or also by their predicted effect on the bias (balanced: fewer "
+            "labels flipped, more rounds)."
+        ),
+    ] = "accuracy",
     robustness: Annotated[
         str,
         typer.Option(
@@ -319,6 +327,7 @@ def preprocess_command(
             max_flip_frac=max_flip_frac,
             max_augment_frac=max_augment_frac,
             influence_params=influence_params,  # type: ignore[arg-type]
+            addition_rank=addition_rank,  # type: ignore[arg-type]
             margin=margin,
             epochs=epochs,
             warm_epochs=warm_epochs,
