@@ -24,6 +24,7 @@ Writes bench/results/froc_pre.json and bench/results/froc_pre.md. Skips cleanly 
 when ../shared/data is absent.
 
     python bench/bench_froc_pre.py --threads 1 --extra-seeds 1 2   # about 15 minutes
+    python bench/bench_froc_pre.py --threads 1 --balanced           # about 6 minutes
     python bench/bench_froc_pre.py --skip-compas --skip-sample
 """
 
@@ -415,6 +416,26 @@ def render(results: dict[str, Any]) -> str:
                 f"{row['cpu_s']:.0f} |"
             )
         lines.append("")
+    if "adult_balanced" in results:
+        rows = [("accuracy (eq. 22, default)", results["adult_seeds"][0])]
+        rows.append(("balanced (I_U and predicted change of F)", results["adult_balanced"]))
+        lines += [
+            "## Adult, --addition-rank: which adversarial rows to add",
+            "",
+            "| --addition-rank | exit | rounds | flipped | added | acc | S_B | S_R wb valid | "
+            "S_R wb numeric | S_R tr valid | wall s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for label, row in rows:
+            lines.append(
+                f"| {label} | {row['exit_code']} | {row['rounds']} | "
+                f"{row['flip_fraction']:.1%} | {row['augment_fraction']:.1%} | "
+                f"{row['accuracy']:.4f} | {row['bias_score']:.4f} | "
+                f"{row['robustness_whitebox_valid']:.4f} | "
+                f"{row['robustness_whitebox_numeric']:.4f} | "
+                f"{row['robustness_transfer_valid']:.4f} | {row['wall_s']:.0f} |"
+            )
+        lines.append("")
     if "influence" in results:
         inf = results["influence"]
         lines += [
@@ -440,6 +461,11 @@ def main() -> int:
     parser.add_argument("--skip-compas", action="store_true")
     parser.add_argument("--skip-sample", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--balanced",
+        action="store_true",
+        help="one more Adult run with --addition-rank balanced (same seed), for the comparison",
+    )
     parser.add_argument(
         "--extra-seeds",
         type=int,
@@ -494,6 +520,15 @@ def main() -> int:
             results["adult_seeds"].append(
                 seed_row(extra, summarise(run_preprocess(adult_path, options, workdir)))
             )
+        if args.balanced:
+            print(
+                "bench_froc_pre: Adult, --addition-rank balanced ...", file=sys.stderr, flush=True
+            )
+            options = [*spec_args(adult_fields), "--delta-f", "0.05", "--delta-r", "0.6", *seed]
+            balanced = run_preprocess(
+                adult_path, [*options, "--addition-rank", "balanced"], workdir
+            )
+            results["adult_balanced"] = seed_row(args.seed, summarise(balanced))
         if not args.skip_compas:
             print("bench_froc_pre: COMPAS ...", file=sys.stderr, flush=True)
             frame, fields = load_compas()

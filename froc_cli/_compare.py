@@ -70,7 +70,7 @@ from ._dataset import PreparedData, prepare_data
 from ._device import resolve_device, torch_threads
 from ._encoder import TabularEncoder, fit_encoder
 from ._errors import InputError
-from ._evaluate import attack_decisions, evaluate_decisions
+from ._evaluate import attack_decisions, attack_in_chunks, evaluate_decisions
 from ._froc_in import (
     NEAR_CONSTANT_SHARE,
     EpochProgress,
@@ -129,7 +129,6 @@ TABLE_METRICS: tuple[str, ...] = (
     "majority_floor",
 )
 _TRANSFER_SEED_OFFSET = 1000
-_ATTACK_CHUNK = 8_192  # as _evaluate: 2-3x faster on one thread than 65,536, same results
 
 
 # --------------------------------------------------------------------------------------------
@@ -615,11 +614,7 @@ class CompareContext:
         space = self.space_ext if extended else self.space
         attack = make_attack(kind, model, space, self.threat)
         model.eval()
-        parts = [
-            attack(x[i : i + _ATTACK_CHUNK], y[i : i + _ATTACK_CHUNK])
-            for i in range(0, x.shape[0], _ATTACK_CHUNK)
-        ]
-        return torch.cat(parts) if parts else x.clone()
+        return attack_in_chunks(attack, x, y)
 
     def prepare_transfer(self) -> None:
         """Craft the transfer attacks on an independently trained plain model."""

@@ -69,7 +69,7 @@ from ._dataset import PreparedData, prepare_data
 from ._device import flushing_denormals
 from ._encoder import TabularEncoder
 from ._errors import InputError
-from ._evaluate import Evaluation, attack_decisions, evaluate_decisions
+from ._evaluate import Evaluation, attack_decisions, attack_in_chunks, evaluate_decisions
 from ._io import to_jsonable
 from ._models import TabularNet, build_model
 from ._split import split_indices
@@ -114,7 +114,6 @@ NEAR_CONSTANT_SHARE = 0.05
 # of the floor on the rows it is scored on (about 0.011 on Adult's validation split, 0.033 on
 # COMPAS's): a model within that distance of a constant one is no evidence of a classifier.
 FLOOR_Z = 2.0
-_ATTACK_CHUNK = 65_536
 
 Verdict = Literal["met", "test_failed", "infeasible", "degenerate", "unconstrained"]
 
@@ -349,17 +348,6 @@ class _Context:
     started: float = field(default_factory=time.perf_counter)
 
 
-def _attack_in_chunks(
-    attack: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor
-) -> torch.Tensor:
-    return torch.cat(
-        [
-            attack(x[i : i + _ATTACK_CHUNK], y[i : i + _ATTACK_CHUNK])
-            for i in range(0, x.shape[0], _ATTACK_CHUNK)
-        ]
-    )
-
-
 def score_validation(
     model: nn.Module,
     rows: EncodedRows,
@@ -375,11 +363,11 @@ def score_validation(
     model.eval()
     logits = predict_logits(model, rows.x)
     pgd = make_attack("pgd", model, space, threat)
-    x_pgd = _attack_in_chunks(pgd, rows.x, rows.y)
+    x_pgd = attack_in_chunks(pgd, rows.x, rows.y)
     if objective.attack == "pgd":
         x_train_attack = x_pgd
     else:
-        x_train_attack = _attack_in_chunks(
+        x_train_attack = attack_in_chunks(
             make_attack(objective.attack, model, space, objective.threat), rows.x, rows.y
         )
     logits_pgd = predict_logits(model, x_pgd)

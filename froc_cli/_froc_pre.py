@@ -87,6 +87,7 @@ from ._dataset import PreparedData, prepare_data
 from ._device import resolve_device
 from ._encoder import TabularEncoder, fit_encoder
 from ._errors import InputError
+from ._evaluate import attack_in_chunks
 from ._froc_in import NEAR_CONSTANT_SHARE, above_floor, carve_validation
 from ._influence import (
     compute_addition_influence,
@@ -115,7 +116,6 @@ RobustnessKind = Literal["whitebox", "transfer"]
 AdditionRank = Literal["accuracy", "balanced"]
 ProgressCallback = Callable[[str], None]
 
-_ATTACK_CHUNK = 16_384
 # Candidate adversarial rows crafted per round: POOL_FACTOR times the rows to add, at least
 # MIN_POOL (or every free row when fewer).
 _POOL_FACTOR = 2
@@ -466,11 +466,7 @@ def _adversarial(
     """PGD examples of (x, y) crafted on ``source`` in ``threat``'s space, in chunks."""
     attack = make_attack("pgd", source, space, threat)
     source.eval()
-    parts = [
-        attack(x[i : i + _ATTACK_CHUNK], y[i : i + _ATTACK_CHUNK])
-        for i in range(0, x.shape[0], _ATTACK_CHUNK)
-    ]
-    return torch.cat(parts)
+    return attack_in_chunks(attack, x, y)
 
 
 def _degenerate(pred: np.ndarray, y: np.ndarray) -> bool:
@@ -1000,12 +996,7 @@ def _augment_round(
         target="true",
     )
     surrogate.eval()
-    x_adv = torch.cat(
-        [
-            attack(x_pool[i : i + _ATTACK_CHUNK], y_pool[i : i + _ATTACK_CHUNK])
-            for i in range(0, len(pool), _ATTACK_CHUNK)
-        ]
-    )
+    x_adv = attack_in_chunks(attack, x_pool, y_pool)
     influence = (
         compute_augment_influence(surrogate, x_adv, y_pool, params=config.influence_params)
         .cpu()
