@@ -978,6 +978,7 @@ def train_in_table(
     seconds["total"] = time.perf_counter() - started
     train_settings = asdict(froc.train)
     train_settings["device"] = str(split.device)
+    train_settings["threads"] = torch.get_num_threads()
     return TrainInResult(
         source=source,
         prepared=prepared,

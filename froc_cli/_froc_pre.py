@@ -872,6 +872,7 @@ def _target_notes(config: PreprocessConfig, target: TargetReport) -> tuple[str, 
 def _settings(config: PreprocessConfig, device: str) -> dict[str, Any]:
     settings = asdict(config)
     settings["device"] = device
+    settings["threads"] = torch.get_num_threads()
     settings["threat"]["pgd_step_size"] = config.threat.pgd_step_size
     settings["versions"] = environment_versions()
     return settings

@@ -14,7 +14,7 @@ from ._artifact import ModelArtifact
 from ._audit import AuditConfig, AuditResult, ProgressCallback, check_group_sizes
 from ._config import DataSpec
 from ._dataset import prepare_data
-from ._device import resolve_device
+from ._device import resolve_device, torch_threads
 from ._encoder import CategoricalColumn, NumericColumn, TabularEncoder
 from ._errors import InputError
 from ._evaluate import attack_decisions, evaluate_decisions
@@ -198,6 +198,21 @@ def audit_saved_model(
     cleaning. When ``frame`` is the very table the model was trained on (same fingerprint),
     only its held-out test split is audited; otherwise every row is.
     """
+    with torch_threads(config.threads):
+        return _audit_saved_model(
+            frame, artifact, config, source=source, model_name=model_name, progress=progress
+        )
+
+
+def _audit_saved_model(
+    frame: pd.DataFrame,
+    artifact: ModelArtifact,
+    config: AuditConfig,
+    *,
+    source: str,
+    model_name: str,
+    progress: ProgressCallback,
+) -> AuditResult:
     started = time.perf_counter()
     frame = frame.copy()
     frame.columns = [str(c) for c in frame.columns]
@@ -266,6 +281,7 @@ def audit_saved_model(
         },
         "unseen_categories": unseen,
         "bootstrap_resamples": config.n_resamples if config.ci else 0,
+        "threads": torch.get_num_threads(),
         "versions": environment_versions(),
     }
     return AuditResult(

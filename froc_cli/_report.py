@@ -84,7 +84,8 @@ def render_audit_markdown(result: AuditResult, gate: GateResult | None = None) -
         f"- Model: {result.model}",
         f"- Rows: {', '.join(f'{k} {v}' for k, v in result.rows.items())}",
         f"- Threat model: {result.threat.describe() if result.threat else 'none (fairness only)'}",
-        f"- Seed {result.settings['seed']}; device {result.settings['train']['device']}; "
+        f"- Seed {result.settings['seed']}; device {result.settings['train']['device']}, "
+        f"{result.settings['threads']} torch thread(s); "
         f"{versions}",
         "",
     ]

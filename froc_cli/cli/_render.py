@@ -70,7 +70,8 @@ def print_audit(console: Console, result: AuditResult) -> None:
         f"model: {result.model}; rows: "
         f"{', '.join(f'{k} {v}' for k, v in result.rows.items())}\n"
         f"threat model: {result.threat.describe() if result.threat else 'none (fairness only)'}\n"
-        f"seed {settings['seed']}, device {settings['train']['device']}; {versions}\n"
+        f"seed {settings['seed']}, device {settings['train']['device']}, "
+        f"{settings['threads']} torch thread(s); {versions}\n"
         f"time: {', '.join(f'{k} {v:.1f}s' for k, v in result.seconds.items())}",
         highlight=False,
         markup=True,

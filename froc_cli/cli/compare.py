@@ -213,7 +213,10 @@ def _print_table(console: Console, result: CompareResult) -> None:
         f"test split; settings chosen on the validation split\n"
         f"threat model: {cfg.threat.describe()}\n"
         f"rows: {', '.join(f'{k} {v}' for k, v in counts.items())}; "
-        f"target {cfg.train.model}, {cfg.train.epochs} epochs; total {result.seconds:.1f}s",
+        f"target {cfg.train.model}, {cfg.train.epochs} epochs; "
+        f"seed{'s' if cfg.repeats > 1 else ''} {', '.join(map(str, cfg.seeds))}, "
+        f"{result.settings['threads']} torch thread(s); "
+        f"total {result.seconds:.1f}s",
         highlight=False,
     )
     verdict = (

@@ -129,7 +129,8 @@ def _print_result(
         f"({result.augment_fraction:.1%}); {len(result.trajectory)} rounds run\n"
         f"rows: {', '.join(f'{k} {v}' for k, v in result.rows.items())}\n"
         f"threat model: {config.threat.describe()}\n"
-        f"seed {config.seed}, device {result.settings['device']}; "
+        f"seed {config.seed}, device {result.settings['device']}, "
+        f"{result.settings['threads']} torch thread(s); "
         f"{', '.join(f'{k} {v}' for k, v in result.settings['versions'].items())}\n"
         f"time: {', '.join(f'{k} {v:.1f}s' for k, v in result.seconds.items())}",
         highlight=False,

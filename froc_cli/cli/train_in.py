@@ -200,7 +200,8 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
         f"protected group a=0: {prepared.describe_protected_group()}\n"
         f"rows: {', '.join(f'{k} {v}' for k, v in result.rows.items())}\n"
         f"threat model: {froc.threat.describe()}\n"
-        f"seed {settings['seed']}, device {settings['train']['device']}; {versions}\n"
+        f"seed {settings['seed']}, device {settings['train']['device']}, "
+        f"{settings['train']['threads']} torch thread(s); {versions}\n"
         f"time: {', '.join(f'{k} {v:.1f}s' for k, v in result.seconds.items())}\n"
         f"{model_note}",
         highlight=False,

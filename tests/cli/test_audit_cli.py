@@ -419,6 +419,8 @@ def test_threads_are_reported_and_restored(sample_csv: Path) -> None:
     payload = json_of(audit(sample_csv, "--protected", "gender", "--json", "--threads", "2", *FAST))
     assert payload["settings"]["threads"] == 2
     assert torch.get_num_threads() == before
+    table = audit(sample_csv, "--protected", "gender", "--threads", "2", *FAST)
+    assert "seed 0, device cpu, 2 torch thread(s);" in table.stdout
 
 
 # --------------------------------------------------------------------------------------------

@@ -92,6 +92,7 @@ def test_users_line_works_as_written(data_csv: Path) -> None:
     assert "S_PR" not in result.stdout
     assert "S_R PGD whitebox, valid records" in result.stdout
     assert "froc: round 1:" in result.stderr
+    assert "seed 0, device cpu, 1 torch thread(s);" in result.stdout  # the --threads default
     if result.exit_code == 0:
         assert f"output written to {default}" in result.stdout
         assert default.is_file()
