@@ -365,3 +365,17 @@ def test_audit_train_config_keeps_small_or_explicit_schedules() -> None:
     assert audit_train_config(train, 100_000) is train
     explicit = TrainConfig(epochs=300, batch_size=64)
     assert audit_train_config(explicit, 700_000) is explicit
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_audit_on_cuda_agrees_with_cpu() -> None:
+    # Float sums differ between devices, so the figures agree closely, not bit for bit.
+    frame = _frame()
+    on_cpu = audit_table(frame, _config(), source="tiny")
+    config = _config()
+    on_cuda = audit_table(
+        frame, replace(config, train=replace(config.train, device="cuda")), source="tiny"
+    )
+    assert on_cuda.settings["train"]["device"].startswith("cuda")
+    for key in ("accuracy", "bias_score", "robustness_fgsm", "robustness_pgd"):
+        assert on_cuda.metrics[key] == pytest.approx(on_cpu.metrics[key], abs=0.05), key
