@@ -45,7 +45,9 @@ It measures S_B and S_R on the validation rows, against the thresholds tightened
   are a seeded random pool of twice as many free rows as it adds (the paper ranks all of
   them: measured on Adult, a pool four times larger reached S_R 0.57 after adding 66% of the
   rows, twice larger 0.60 after 55%, since eq. 22 favours rows the surrogate already gets
-  right).
+  right). With ``addition_rank="balanced"`` the pool is ranked by the sum of each row's rank
+  by I_U and by its first-order effect on F (``compute_addition_influence``), since the rows
+  eq. 22 picks bring part of the bias back and cost extra flips.
 
 Stopping. When the surrogate meets both targets, a fresh ``target_model`` is fitted to the
 round's data (what the outside trainer gets, minus the test rows) and must meet the S_B
