@@ -421,6 +421,14 @@ def test_repeats_give_mean_and_sd_over_seeds(synthetic: pd.DataFrame) -> None:
     assert "± " in render_compare_markdown(result)
 
 
+def test_threads_apply_during_the_run_and_are_restored(synthetic: pd.DataFrame) -> None:
+    before = torch.get_num_threads()
+    result = compare_table(synthetic, _config(methods=("plain",), threads=2), source="s")
+    assert result.settings["threads"] == 2
+    assert torch.get_num_threads() == before
+    assert "2 torch thread(s)" in render_compare_markdown(result)
+
+
 def test_froc_methods_plug_in(synthetic: pd.DataFrame) -> None:
     config = _config(
         methods=("plain", "froc-in", "froc-pre"),
