@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,47 +188,57 @@ def comparison_target(
     return _report_target(config, space, [], data, test, name).metrics
 
 
-def influence_round_seconds(repeats: int = 3) -> dict[str, float]:
-    """Seconds of one influence round on Adult: flip influence (eqs. 17-21, last layer) over
-    all training rows of a round late in a run (editable + validation + 10,000 added rows)
-    and eq. 22 over 2,000 candidate adversarial rows, on an mlp:128 trained 200 epochs."""
+def influence_round(device_name: str = "cpu") -> Callable[[], dict[str, float]]:
+    """The work of one influence round on Adult, set up and ready to time: flip influence
+    (eqs. 17-21, last layer) over all training rows of a round late in a run (editable +
+    validation + 10,000 added rows) and eq. 22 over 2,000 candidate adversarial rows, on an
+    mlp:128 trained 200 epochs. Also used by bench_gpu.py on CUDA."""
     frame, fields = load_adult()
-    spec = DataSpec(
-        protected=fields["protected"],
-        label=fields["label"],
-        positive=fields["positive"],
-        protected_group=tuple(fields["protected_group"]),
-    )
-    prepared = prepare_data(frame, spec, source="adult")
+    prepared = prepare_data(frame, DataSpec(**fields), source="adult")
     rest, _ = split_indices(prepared.y, prepared.a, test_size=0.2, seed=0)
     edit_pos, val_pos = carve_validation(prepared, rest, val_size=0.2, seed=0)
     encoder = fit_encoder(prepared.frame.iloc[edit_pos], prepared.feature_columns)
-    space = FeatureSpace.from_encoder(encoder)
-    device = torch.device("cpu")
+    device = torch.device(device_name)
+    space = FeatureSpace.from_encoder(encoder, device)
     edit = _Rows.of(prepared, encoder, edit_pos, device)
     val = _Rows.of(prepared, encoder, val_pos, device)
-    model = build_model("mlp:128", encoder.n_features, seed=0)
+    model = build_model("mlp:128", encoder.n_features, seed=0, device=device)
     x = torch.cat([edit.x, val.x])
     y = torch.cat([edit.y, val.y])
-    a = torch.as_tensor(np.concatenate([edit.a_np, val.a_np]).astype(np.float32))
-    cfg = TrainConfig(model="mlp:128", epochs=200, seed=0)
+    a = torch.as_tensor(np.concatenate([edit.a_np, val.a_np]).astype(np.float32), device=device)
+    cfg = TrainConfig(model="mlp:128", epochs=200, seed=0, device=device_name)
     train_model(model, x, y, a, objective=Objective(), config=cfg, space=space)
     attack = ValidRecordAttack(model, space, eps=0.1, steps=10, cat_budget=1)
     adv = attack(edit.x[:10_000], edit.y[:10_000])
     x_all, y_all = torch.cat([x, adv]), torch.cat([y, edit.y[:10_000]])
     candidates = attack(edit.x[10_000:12_000], edit.y[10_000:12_000])
-    a_val = torch.as_tensor(val.a_np.astype(np.float32))
-    times = []
+    a_val = torch.as_tensor(val.a_np.astype(np.float32), device=device)
+
+    def work() -> dict[str, float]:
+        flip = compute_flip_influence(model, x_all, y_all, val.x, val.y, a_val, params="last")
+        compute_augment_influence(model, candidates, edit.y[10_000:12_000], params="last")
+        return {
+            "soft_bias_F": flip.fairness,
+            "training_rows": float(x_all.shape[0]),
+            "candidates": float(candidates.shape[0]),
+        }
+
+    return work
+
+
+def influence_round_seconds(repeats: int = 3) -> dict[str, float]:
+    """Seconds of one influence round on Adult on CPU (see :func:`influence_round`)."""
+    work = influence_round()
+    times, figures = [], {}
     for _ in range(repeats):
         started = time.perf_counter()
-        compute_flip_influence(model, x_all, y_all, val.x, val.y, a_val, params="last")
-        compute_augment_influence(model, candidates, edit.y[10_000:12_000], params="last")
+        figures = work()
         times.append(time.perf_counter() - started)
     return {
         "seconds_min": min(times),
         "seconds_median": float(np.median(times)),
-        "training_rows": int(x_all.shape[0]),
-        "candidates": int(candidates.shape[0]),
+        "training_rows": int(figures["training_rows"]),
+        "candidates": int(figures["candidates"]),
         "torch_threads": torch.get_num_threads(),
     }
 

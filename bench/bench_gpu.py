@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from _datasets import load_adult, repo_root, shared_data_dir
+from bench_froc_pre import influence_round
 
 from froc_cli import (
     AuditConfig,
@@ -39,17 +39,8 @@ from froc_cli import (
     audit_table,
     train_in_table,
 )
-from froc_cli._config import Objective
-from froc_cli._dataset import prepare_data
-from froc_cli._encoder import fit_encoder
-from froc_cli._froc_in import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, carve_validation
-from froc_cli._froc_pre import _Rows
-from froc_cli._influence import compute_augment_influence, compute_flip_influence
-from froc_cli._models import build_model
-from froc_cli._split import split_indices
-from froc_cli._training import train_model
+from froc_cli._froc_in import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 from froc_cli._version import environment_versions
-from froc_cli.attacks import FeatureSpace, ValidRecordAttack
 
 
 def _sync(device: str) -> None:
@@ -70,12 +61,7 @@ def _timed(device: str, work: Callable[[], dict[str, float]], repeats: int) -> d
 
 def _spec() -> DataSpec:
     _, fields = load_adult()
-    return DataSpec(
-        protected=fields["protected"],
-        label=fields["label"],
-        positive=fields["positive"],
-        protected_group=tuple(fields["protected_group"]),
-    )
+    return DataSpec(**fields)
 
 
 def audit_work(device: str) -> Callable[[], dict[str, float]]:
@@ -98,36 +84,6 @@ def froc_in_work(device: str) -> Callable[[], dict[str, float]]:
     def work() -> dict[str, float]:
         test = train_in_table(frame, config, source="adult.csv").test.metrics
         return {k: test[k] for k in ("accuracy", "bias_score", "robustness_pgd")}
-
-    return work
-
-
-def influence_work(device_name: str) -> Callable[[], dict[str, float]]:
-    """One FRoC-PRE round's influence work (as bench_froc_pre.influence_round_seconds)."""
-    device = torch.device(device_name)
-    frame, _ = load_adult()
-    prepared = prepare_data(frame, _spec(), source="adult")
-    rest, _ = split_indices(prepared.y, prepared.a, test_size=0.2, seed=0)
-    edit_pos, val_pos = carve_validation(prepared, rest, val_size=0.2, seed=0)
-    encoder = fit_encoder(prepared.frame.iloc[edit_pos], prepared.feature_columns)
-    space = FeatureSpace.from_encoder(encoder, device)
-    edit = _Rows.of(prepared, encoder, edit_pos, device)
-    val = _Rows.of(prepared, encoder, val_pos, device)
-    model = build_model("mlp:128", encoder.n_features, seed=0, device=device)
-    x, y = torch.cat([edit.x, val.x]), torch.cat([edit.y, val.y])
-    a = torch.as_tensor(np.concatenate([edit.a_np, val.a_np]).astype(np.float32), device=device)
-    cfg = TrainConfig(model="mlp:128", epochs=200, seed=0, device=device_name)
-    train_model(model, x, y, a, objective=Objective(), config=cfg, space=space)
-    attack = ValidRecordAttack(model, space, eps=0.1, steps=10, cat_budget=1)
-    adv = attack(edit.x[:10_000], edit.y[:10_000])
-    x_all, y_all = torch.cat([x, adv]), torch.cat([y, edit.y[:10_000]])
-    candidates = attack(edit.x[10_000:12_000], edit.y[10_000:12_000])
-    a_val = torch.as_tensor(val.a_np.astype(np.float32), device=device)
-
-    def work() -> dict[str, float]:
-        flip = compute_flip_influence(model, x_all, y_all, val.x, val.y, a_val, params="last")
-        compute_augment_influence(model, candidates, edit.y[10_000:12_000], params="last")
-        return {"soft_bias_F": flip.fairness, "training_rows": float(x_all.shape[0])}
 
     return work
 
@@ -174,7 +130,7 @@ def main() -> int:
     torch.set_num_threads(1)
     workloads: dict[str, Callable[[str], Callable[[], dict[str, float]]]] = {
         "audit (mlp:128, 300 epochs full batch, FGSM + PGD-10 on 13,567 rows)": audit_work,
-        "FRoC-PRE influence round (46,177 rows + eq. 22 on 2,000)": influence_work,
+        "FRoC-PRE influence round (46,177 rows + eq. 22 on 2,000)": influence_round,
     }
     if not args.skip_froc_in:
         workloads["FRoC-IN fit (lambda_F 0.5, lambda_R 0.1, PGD-10)"] = froc_in_work

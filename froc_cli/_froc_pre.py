@@ -1017,7 +1017,7 @@ def _augment_round(
                 x_adv,
                 y_pool,
                 val.x,
-                torch.as_tensor(val.y_np, device=device),
+                val.y,
                 torch.as_tensor(val.a_np, device=device),
                 params=config.influence_params,
             )
