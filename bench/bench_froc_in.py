@@ -42,8 +42,7 @@ from typing import Any
 
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
 
-from froc_cli._io import write_text_atomic
-from froc_cli._version import environment_versions
+from froc_cli.core import environment_versions, write_text_atomic
 
 RESULTS = repo_root() / "bench" / "results"
 ADULT = {"delta_f": 0.05, "delta_r": 0.6, "min_accuracy": 0.82, "search_limit_s": 300.0}

@@ -48,18 +48,19 @@ import numpy as np
 import torch
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
 
-from froc_cli._config import DataSpec, Objective, TrainConfig
-from froc_cli._dataset import prepare_data
-from froc_cli._encoder import fit_encoder
-from froc_cli._froc_in import carve_validation
-from froc_cli._froc_pre import PreprocessConfig, _report_target, _Rows
-from froc_cli._influence import compute_augment_influence, compute_flip_influence
-from froc_cli._io import read_table, write_text_atomic
-from froc_cli._models import build_model
-from froc_cli._split import split_indices
-from froc_cli._training import train_model
-from froc_cli._version import environment_versions
 from froc_cli.attacks import FeatureSpace, ValidRecordAttack
+from froc_cli.core import (
+    DataSpec,
+    Objective,
+    TrainConfig,
+    environment_versions,
+    read_table,
+    write_text_atomic,
+)
+from froc_cli.data import carve_validation, fit_encoder, prepare_data, split_indices
+from froc_cli.methods import PreprocessConfig, compute_augment_influence, compute_flip_influence
+from froc_cli.methods._froc_pre import _report_target, _Rows
+from froc_cli.models import build_model, train_model
 
 RESULTS = repo_root() / "bench" / "results"
 ADULT = {"delta_f": 0.05, "delta_r": 0.6, "min_accuracy": 0.80, "wall_limit_s": 60.0}

@@ -30,17 +30,9 @@ import torch
 from _datasets import load_adult, repo_root, shared_data_dir
 from bench_froc_pre import influence_round
 
-from froc_cli import (
-    AuditConfig,
-    DataSpec,
-    FrocInConfig,
-    TrainConfig,
-    TrainInConfig,
-    audit_table,
-    train_in_table,
-)
-from froc_cli._froc_in import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
-from froc_cli._version import environment_versions
+from froc_cli.core import DataSpec, TrainConfig, environment_versions
+from froc_cli.methods import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, FrocInConfig
+from froc_cli.workflows import AuditConfig, TrainInConfig, audit_table, train_in_table
 
 
 def _sync(device: str) -> None:

@@ -37,9 +37,8 @@ from typing import Any
 
 from _datasets import ADULT_FILE, repo_root, shared_data_dir
 
-from froc_cli import AuditConfig, DataSpec, audit_table
-from froc_cli._io import hash_file, read_table, write_text_atomic
-from froc_cli._version import environment_versions
+from froc_cli.core import DataSpec, environment_versions, hash_file, read_table, write_text_atomic
+from froc_cli.workflows import AuditConfig, audit_table
 
 GIB = 1024**3
 ADULT_WALL_TARGET_S = 30.0

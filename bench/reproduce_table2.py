@@ -33,10 +33,17 @@ from typing import Any
 
 from _datasets import load_dataset, repo_root, shared_data_dir
 
-from froc_cli import AuditConfig, DataSpec, ThreatModel, TrainConfig, audit_table
-from froc_cli._config import AttackSpace, AttackTarget
-from froc_cli._io import hash_file, write_text_atomic
-from froc_cli._version import environment_versions
+from froc_cli.core import (
+    AttackSpace,
+    AttackTarget,
+    DataSpec,
+    ThreatModel,
+    TrainConfig,
+    environment_versions,
+    hash_file,
+    write_text_atomic,
+)
+from froc_cli.workflows import AuditConfig, audit_table
 
 SETTINGS: dict[str, tuple[str, str]] = {
     "adult-sex": ("adult", "sex"),

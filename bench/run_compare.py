@@ -33,17 +33,15 @@ from typing import Any
 
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
 
-from froc_cli._compare import (
+from froc_cli.core import DataSpec, ThreatModel, TrainConfig, write_text_atomic
+from froc_cli.reports import plot_compare, render_compare_markdown
+from froc_cli.workflows import (
     METHOD_NAMES,
     CompareConfig,
     CompareResult,
     ProgressEvent,
     compare_table,
-    render_compare_markdown,
 )
-from froc_cli._config import DataSpec, ThreatModel, TrainConfig
-from froc_cli._io import write_text_atomic
-from froc_cli._plot import plot_compare
 
 # The (delta_F, delta_R) box per dataset: between what fairness alone and robustness alone reach
 # (plain: S_B 0.18-0.25 and S_R 0.03-0.05; adversarial training alone: S_R ~0.8 on Adult).

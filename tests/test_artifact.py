@@ -16,12 +16,10 @@ import torch
 from conftest import make_biased_frame
 from safetensors.torch import save
 
-from froc_cli._artifact import FORMAT_NAME, ModelArtifact, load_model, save_model
-from froc_cli._config import DataSpec
-from froc_cli._encoder import fit_encoder
-from froc_cli._errors import ModelFileError
-from froc_cli._models import build_model
-from froc_cli._predict import predict_table
+from froc_cli.core import DataSpec, ModelFileError
+from froc_cli.data import fit_encoder
+from froc_cli.models import FORMAT_NAME, ModelArtifact, build_model, load_model, save_model
+from froc_cli.workflows import predict_table
 
 FEATURES = ("age", "income", "education", "region")
 

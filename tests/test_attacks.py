@@ -1,4 +1,4 @@
-"""Tests of froc_cli.attacks (FGSM, PGD, ValidRecordAttack) and froc_cli._models.
+"""Tests of froc_cli.attacks (FGSM, PGD, ValidRecordAttack) and froc_cli.models._nets.
 
 Closed forms: for a linear model f(x) = w.x + b the worst case in the L-inf ball of radius eps
 intersected with the box [min(0, x), max(1, x)] moves every mutable feature to the end of its
@@ -20,13 +20,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from froc_cli._config import ThreatModel
-from froc_cli._encoder import CategoricalColumn, NumericColumn, TabularEncoder, fit_encoder
-from froc_cli._errors import InputError
-from froc_cli._evaluate import attack_decisions, evaluate_decisions
-from froc_cli._models import TabularNet, build_model, parse_model_spec
-from froc_cli.attacks import PGD, FeatureSpace, ValidRecordAttack, make_attack
-from froc_cli.attacks._fgsm import FGSM
+from froc_cli.attacks import FGSM, PGD, FeatureSpace, ValidRecordAttack, make_attack
+from froc_cli.core import InputError, ThreatModel
+from froc_cli.data import CategoricalColumn, NumericColumn, TabularEncoder, fit_encoder
+from froc_cli.metrics import attack_decisions, evaluate_decisions
+from froc_cli.models import TabularNet, build_model, parse_model_spec
 
 FEATURES = ("age", "income", "education", "region")
 TOL = 1e-6

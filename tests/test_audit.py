@@ -1,4 +1,4 @@
-"""Tests of the audit engine, froc_cli._audit (the command line is tested in tests/cli).
+"""Tests of the audit engine, froc_cli.workflows._audit (the command line is tested in tests/cli).
 
 The trained audit is re-run by hand from its public parts (split_prepared, build_model,
 train_model, attack_decisions) and must give exactly the same metrics; its S_B is then
@@ -21,23 +21,20 @@ import torch
 from conftest import make_biased_frame
 from fairlearn.metrics import demographic_parity_difference
 
-from froc_cli._audit import (
-    AUTO_BATCH_SIZE,
-    AuditConfig,
-    audit_file,
-    audit_table,
-    audit_train_config,
-    check_gate,
-    check_group_sizes,
-    split_prepared,
-)
-from froc_cli._config import DataSpec, Objective, ThreatModel, TrainConfig
-from froc_cli._dataset import prepare_data
-from froc_cli._errors import InputError, InsufficientDataError
-from froc_cli._evaluate import attack_decisions, evaluate_decisions
-from froc_cli._models import build_model
-from froc_cli._training import train_model
 from froc_cli.attacks import FeatureSpace
+from froc_cli.core import (
+    DataSpec,
+    InputError,
+    InsufficientDataError,
+    Objective,
+    ThreatModel,
+    TrainConfig,
+)
+from froc_cli.data import check_group_sizes, prepare_data, split_prepared
+from froc_cli.metrics import attack_decisions, check_gate, evaluate_decisions
+from froc_cli.models import build_model, train_model
+from froc_cli.workflows import AuditConfig, audit_file, audit_table, audit_train_config
+from froc_cli.workflows._audit import AUTO_BATCH_SIZE
 
 SPEC = DataSpec(protected="gender", label="approved", min_group_size=10)
 TRAIN = TrainConfig(model="mlp:8", epochs=60, lr=0.05, seed=1, device="cpu")

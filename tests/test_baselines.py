@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from froc_cli._baselines import (
+from froc_cli.methods import (
     DisparateImpactRepair,
     compute_reweighing_weights,
     fit_disparate_impact_repair,

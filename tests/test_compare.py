@@ -24,8 +24,20 @@ import pytest
 import torch
 from torch import nn
 
-from froc_cli._baselines import compute_reweighing_weights, fit_disparate_impact_repair
-from froc_cli._compare import (
+from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.core import (
+    DataSpec,
+    InputError,
+    InsufficientDataError,
+    Objective,
+    ThreatModel,
+    TrainConfig,
+)
+from froc_cli.methods import compute_reweighing_weights, fit_disparate_impact_repair
+from froc_cli.metrics import is_degenerate
+from froc_cli.models import build_model
+from froc_cli.reports import pareto_front, plot_compare, render_compare_markdown
+from froc_cli.workflows import (
     METHODS,
     CompareConfig,
     CompareContext,
@@ -34,17 +46,10 @@ from froc_cli._compare import (
     MethodRow,
     MethodSpec,
     RepairedPipeline,
-    _with_group_column,
     compare_table,
-    is_degenerate,
-    render_compare_markdown,
     select_on_validation,
 )
-from froc_cli._config import DataSpec, Objective, ThreatModel, TrainConfig
-from froc_cli._errors import InputError, InsufficientDataError
-from froc_cli._models import build_model
-from froc_cli._plot import pareto_front, plot_compare
-from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.workflows._compare import _with_group_column
 
 SEQUENTIAL = ("plain", "rbf-rw", "rbf-dir", "fbr-rw", "fbr-dir")
 

@@ -1,4 +1,4 @@
-"""Tests of froc_cli._dataset: column roles, label/group encoding and input validation."""
+"""Tests of froc_cli.data._dataset: column roles, label/group encoding and input validation."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import pandas as pd
 import pytest
 from conftest import FrameFactory
 
-from froc_cli._audit import check_group_sizes
-from froc_cli._config import DataSpec
-from froc_cli._dataset import matches_value, prepare_data, value_texts
-from froc_cli._errors import InputError, InsufficientDataError
+from froc_cli.core import DataSpec, InputError, InsufficientDataError
+from froc_cli.data import check_group_sizes, matches_value, prepare_data, value_texts
 
 SOURCE = "data.csv"
 

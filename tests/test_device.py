@@ -1,4 +1,4 @@
-"""Tests of froc_cli._device: device selection, the thread-count context and denormal flushing.
+"""Tests of froc_cli.core._device: device selection, the thread-count context and denormal flushing.
 
 Every context manager must leave the process as the caller left it, also when the block
 raises. Denormal flushing has no torch getter: it is observed the way the module does, by
@@ -12,13 +12,13 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from froc_cli._device import (
+from froc_cli.core import (
+    InputError,
     denormals_flushed,
     flushing_denormals,
     resolve_device,
     torch_threads,
 )
-from froc_cli._errors import InputError
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="asserts CPU-only behaviour")
 

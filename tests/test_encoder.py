@@ -1,4 +1,4 @@
-"""Tests of froc_cli._encoder: a reversible min-max / one-hot encoder."""
+"""Tests of froc_cli.data._encoder: a reversible min-max / one-hot encoder."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from conftest import FrameFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from froc_cli._encoder import CategoricalColumn, NumericColumn, TabularEncoder, fit_encoder
-from froc_cli._errors import InputError
+from froc_cli.core import InputError
+from froc_cli.data import CategoricalColumn, NumericColumn, TabularEncoder, fit_encoder
 
 FEATURES = ("age", "income", "education", "region")
 

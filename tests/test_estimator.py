@@ -13,8 +13,8 @@ from conftest import SAMPLE_DATA
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from froc_cli import FairRobustClassifier
-from froc_cli._errors import InputError
+from froc_cli.core import InputError
+from froc_cli.workflows import FairRobustClassifier
 
 FAST = {"model": "mlp:16", "epochs": 20, "pgd_steps": 3, "batch_size": 256, "device": "cpu"}
 

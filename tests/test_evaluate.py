@@ -1,4 +1,5 @@
-"""Tests of froc_cli._evaluate: decisions of a model under attack, and the metrics built on them.
+"""Tests of froc_cli.metrics._evaluate: decisions of a model under attack, and the metrics built
+on them.
 
 Closed form: for a logistic model z = w.x + b and rows whose mutable features all lie at least
 eps inside [0, 1], FGSM and PGD (L-inf eps, continuous space) both move every mutable feature by
@@ -19,11 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from froc_cli import _metrics as m
-from froc_cli._config import ThreatModel
-from froc_cli._evaluate import Decisions, attack_decisions, evaluate_decisions
-from froc_cli._models import TabularNet, build_model
+from froc_cli.metrics import _scores as m
 from froc_cli.attacks import FeatureSpace
+from froc_cli.core import ThreatModel
+from froc_cli.metrics import Decisions, attack_decisions, evaluate_decisions
+from froc_cli.models import TabularNet, build_model
 
 W = [2.0, -1.0, 0.5]  # ||w||_1 = 3.5
 B = -0.75

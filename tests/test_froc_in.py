@@ -12,21 +12,19 @@ import pytest
 import torch
 from conftest import SAMPLE_DATA
 
-from froc_cli._config import DataSpec, Objective, ThreatModel, TrainConfig
-from froc_cli._errors import InputError
-from froc_cli._froc_in import (
-    FrocInConfig,
-    TrainInConfig,
-    TrainInResult,
-    Trial,
-    ValidationScore,
-    above_floor,
-    frame_fingerprint,
-    train_in_table,
-)
-from froc_cli._models import build_model
-from froc_cli._training import compute_loss_terms, fairness_gap, train_model
 from froc_cli.attacks import PGD, FeatureSpace
+from froc_cli.core import (
+    DataSpec,
+    InputError,
+    Objective,
+    ThreatModel,
+    TrainConfig,
+    frame_fingerprint,
+)
+from froc_cli.methods import FrocInConfig, Trial, ValidationScore
+from froc_cli.metrics import above_floor
+from froc_cli.models import build_model, compute_loss_terms, fairness_gap, train_model
+from froc_cli.workflows import TrainInConfig, TrainInResult, train_in_table
 
 SPEC = DataSpec(protected="gender", protected_group=("female",), min_group_size=5)
 THREAT = ThreatModel(eps=0.1, pgd_steps=3)

@@ -14,29 +14,20 @@ import pandas as pd
 import pytest
 import torch
 
-from froc_cli import DataSpec, InputError, ThreatModel
-from froc_cli._config import Objective, TrainConfig
-from froc_cli._dataset import prepare_data
-from froc_cli._encoder import fit_encoder
-from froc_cli._froc_pre import (
+from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.core import DataSpec, InputError, Objective, ThreatModel, TrainConfig
+from froc_cli.data import encode_rows, fit_encoder, prepare_data, split_indices
+from froc_cli.methods import (
     PreprocessConfig,
     PreprocessResult,
     RoundRecord,
-    _balanced_additions,
-    _flip_round,
-    _Rows,
-    _State,
-    preprocess_table,
-)
-from froc_cli._influence import (
     compute_addition_influence,
     compute_augment_influence,
     compute_flip_influence,
+    preprocess_table,
 )
-from froc_cli._models import build_model
-from froc_cli._split import split_indices
-from froc_cli._training import predict_logits, train_model
-from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.methods._froc_pre import _balanced_additions, _flip_round, _State
+from froc_cli.models import build_model, predict_logits, train_model
 
 SPEC = DataSpec(protected="gender", min_group_size=5)
 
@@ -277,7 +268,7 @@ def test_flips_lower_the_bias_of_a_retrained_model() -> None:
     edit, val = split_indices(prepared.y, prepared.a, test_size=0.3, seed=0)
     encoder = fit_encoder(prepared.frame.iloc[edit], prepared.feature_columns)
     space = FeatureSpace.from_encoder(encoder)
-    val_rows = _Rows.of(prepared, encoder, val, torch.device("cpu"))
+    val_rows = encode_rows(prepared, encoder, val, torch.device("cpu"))
     y0 = prepared.y[edit].astype(np.float32)
     state = _State(
         x=torch.as_tensor(encoder.encode(prepared.frame.iloc[edit])),
@@ -295,7 +286,7 @@ def test_flips_lower_the_bias_of_a_retrained_model() -> None:
 
     def signed_gap(model: torch.nn.Module) -> float:
         probs = torch.sigmoid(predict_logits(model, val_rows.x))
-        return float(probs[val_rows.a_np == 0].mean() - probs[val_rows.a_np == 1].mean())
+        return float(probs[val_rows.a_numpy == 0].mean() - probs[val_rows.a_numpy == 1].mean())
 
     model = fit(y0)
     base = signed_gap(model)
@@ -308,7 +299,7 @@ def test_flips_lower_the_bias_of_a_retrained_model() -> None:
     assert signed_gap(fit(state.y)) - base > 0.02  # the negative gap shrinks
 
     influence = compute_flip_influence(
-        model, x_tr, y_tr, val_rows.x, val_rows.y, torch.as_tensor(val_rows.a_np)
+        model, x_tr, y_tr, val_rows.x, val_rows.y, torch.as_tensor(val_rows.a_numpy)
     )
     literal = np.argsort(-influence.score[: len(y0)].numpy(), kind="stable")[:20]
     y_literal = y0.copy()
@@ -336,7 +327,7 @@ def test_balanced_additions_raise_the_bias_of_a_retrained_model_less() -> None:
     x = torch.as_tensor(encoder.encode(prepared.frame.iloc[train]))
     y = torch.as_tensor(prepared.y[train].astype(np.float32))
     a = torch.as_tensor(prepared.a[train].astype(np.float32))
-    val_rows = _Rows.of(prepared, encoder, val, torch.device("cpu"))
+    val_rows = encode_rows(prepared, encoder, val, torch.device("cpu"))
     cfg = TrainConfig(model="lr", epochs=400, lr=0.05, seed=0)
 
     def fit(rows: np.ndarray) -> torch.nn.Module:
@@ -355,7 +346,7 @@ def test_balanced_additions_raise_the_bias_of_a_retrained_model_less() -> None:
 
     def bias(model: torch.nn.Module) -> float:
         probs = torch.sigmoid(predict_logits(model, val_rows.x))
-        return float((probs[val_rows.a_np == 0].mean() - probs[val_rows.a_np == 1].mean()).abs())
+        return float((probs[val_rows.a_numpy == 0].mean() - probs[val_rows.a_numpy == 1].mean()).abs())
 
     x_adv = x
     model = fit(np.array([], dtype=np.int64))
@@ -370,8 +361,8 @@ def test_balanced_additions_raise_the_bias_of_a_retrained_model_less() -> None:
         x_adv,
         y,
         val_rows.x,
-        torch.as_tensor(val_rows.y_np),
-        torch.as_tensor(val_rows.a_np),
+        torch.as_tensor(val_rows.y_numpy),
+        torch.as_tensor(val_rows.a_numpy),
     ).delta_fairness.numpy()
     k = 150
     by_accuracy = candidates[np.argsort(accuracy, kind="stable")[:k]]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
-from froc_cli._influence import (
+from froc_cli.methods import (
     Curvature,
     FlipInfluence,
     InfluenceParams,
@@ -643,7 +643,7 @@ def test_augment_influence_equals_per_row_autograd(
 def test_augment_influence_all_chunks_consistently(
     problem: _Problem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import froc_cli._influence as influence
+    import froc_cli.methods._influence as influence
 
     model = _mlp(problem.X.shape[1], hidden=6, seed=8, dtype=torch.float32)
     whole = compute_augment_influence(model, problem.X, problem.y, params="all")

@@ -1,4 +1,4 @@
-"""Tests of froc_cli._io: reading CSV/parquet defensively, writing atomically."""
+"""Tests of froc_cli.core._io: reading CSV/parquet defensively, writing atomically."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from froc_cli._errors import InputError
-from froc_cli._io import (
-    _write_atomic,
+from froc_cli.core import (
+    InputError,
     hash_file,
     read_table,
     write_bytes_atomic,
     write_table_atomic,
     write_text_atomic,
 )
+from froc_cli.core._io import _write_atomic
 
 
 def _one_line_error(excinfo: pytest.ExceptionInfo[InputError], *needles: str) -> str:

@@ -1,4 +1,4 @@
-"""Tests of froc_cli._metrics and the evaluation/gate built on them.
+"""Tests of froc_cli.metrics._scores and the evaluation/gate built on them.
 
 Closed-form tiny examples with literal numbers, and cross-checks against fairlearn (an
 independent implementation): S_B vs demographic_parity_difference, the disparate-impact ratio vs
@@ -19,10 +19,9 @@ from fairlearn.metrics import (
     true_positive_rate,
 )
 
-from froc_cli import _metrics as m
-from froc_cli._audit import check_gate
-from froc_cli._errors import InputError
-from froc_cli._evaluate import Decisions, evaluate_decisions
+from froc_cli.metrics import _scores as m
+from froc_cli.core import InputError
+from froc_cli.metrics import Decisions, check_gate, evaluate_decisions
 
 # Eight rows: a=0 are rows 0-3 (protected), a=1 rows 4-7.
 Y = np.array([1, 0, 1, 0, 1, 1, 0, 1])

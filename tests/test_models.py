@@ -1,4 +1,4 @@
-"""Tests of froc_cli._models: model specs, shapes, parameter counts and seeded initialisation.
+"""Tests of froc_cli.models._nets: model specs, shapes, parameter counts and seeded initialisation.
 
 Closed forms: a network with hidden widths (h_1, ..., h_k) on d inputs has
 sum_j (w_{j-1} + 1) * w_j parameters with w_0 = d and w_{k+1} = 1; every Linear layer is drawn
@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from froc_cli._errors import InputError
-from froc_cli._models import TabularNet, build_model, parse_model_spec
+from froc_cli.core import InputError
+from froc_cli.models import TabularNet, build_model, parse_model_spec
 
 
 def _n_params(d: int, hidden: tuple[int, ...]) -> int:

@@ -1,4 +1,4 @@
-"""Tests of froc_cli._predict beyond the save/load round trip of tests/test_artifact.py:
+"""Tests of froc_cli.workflows._predict beyond the save/load round trip of tests/test_artifact.py:
 ``predict_table``'s columns and errors, ``unseen_categories``, ``default_audit_spec`` and
 ``audit_saved_model`` (checked against the encode-and-attack pipeline run by hand).
 """
@@ -14,24 +14,27 @@ import pytest
 import torch
 from conftest import make_biased_frame
 
-from froc_cli._artifact import ModelArtifact
-from froc_cli._audit import AuditConfig
-from froc_cli._config import DataSpec, ThreatModel, TrainConfig
-from froc_cli._encoder import fit_encoder
-from froc_cli._errors import InputError, InsufficientDataError
-from froc_cli._evaluate import attack_decisions, evaluate_decisions
-from froc_cli._froc_in import frame_fingerprint
-from froc_cli._models import build_model
-from froc_cli._predict import (
+from froc_cli.attacks import FeatureSpace
+from froc_cli.core import (
+    DataSpec,
+    InputError,
+    InsufficientDataError,
+    ThreatModel,
+    TrainConfig,
+    frame_fingerprint,
+)
+from froc_cli.data import fit_encoder, split_indices
+from froc_cli.metrics import attack_decisions, evaluate_decisions
+from froc_cli.models import ModelArtifact, build_model
+from froc_cli.workflows import (
     DECISION_COLUMN,
     PROBABILITY_COLUMN,
+    AuditConfig,
     audit_saved_model,
     default_audit_spec,
     predict_table,
     unseen_categories,
 )
-from froc_cli._split import split_indices
-from froc_cli.attacks import FeatureSpace
 
 FEATURES = ("age", "income", "education", "region")
 SPEC = DataSpec(protected="gender", label="approved", immutable=("age",), min_group_size=5)

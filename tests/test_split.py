@@ -1,12 +1,12 @@
-"""Tests of froc_cli._split: seeded train/test splits stratified by label x group."""
+"""Tests of froc_cli.data._splits: seeded train/test splits stratified by label x group."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from froc_cli._errors import InsufficientDataError
-from froc_cli._split import split_indices
+from froc_cli.core import InsufficientDataError
+from froc_cli.data import split_indices
 
 
 def _labels_and_groups(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

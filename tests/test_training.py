@@ -1,4 +1,4 @@
-"""Tests of froc_cli._training: the one training loop and its loss (eq. 10).
+"""Tests of froc_cli.models._training: the one training loop and its loss (eq. 10).
 
 Closed forms on a logistic model f(x) = w.x + b with labels y and groups a:
 
@@ -25,18 +25,19 @@ import pytest
 import torch
 from conftest import make_biased_frame
 
-from froc_cli._config import Objective, ThreatModel, TrainConfig
-from froc_cli._encoder import fit_encoder
-from froc_cli._evaluate import attack_decisions, evaluate_decisions
-from froc_cli._models import TabularNet, build_model
-from froc_cli._training import (
+from froc_cli.attacks import FeatureSpace
+from froc_cli.core import Objective, ThreatModel, TrainConfig
+from froc_cli.data import fit_encoder
+from froc_cli.metrics import attack_decisions, evaluate_decisions
+from froc_cli.models import (
     EpochStats,
+    TabularNet,
+    build_model,
     compute_loss_terms,
     fairness_gap,
     predict_logits,
     train_model,
 )
-from froc_cli.attacks import FeatureSpace
 
 
 @pytest.fixture(autouse=True, scope="module")

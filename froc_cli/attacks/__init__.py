@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .._config import AttackKind, ThreatModel
+from froc_cli.core._config import AttackKind, ThreatModel
+
 from ._base import Attack
 from ._fgsm import FGSM
 from ._pgd import PGD

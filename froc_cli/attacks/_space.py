@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._encoder import TabularEncoder
+from froc_cli.data._encoder import TabularEncoder
 
 __all__ = ["FeatureSpace"]
 

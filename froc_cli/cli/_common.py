@@ -10,8 +10,8 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from .._config import DataSpec, ThreatModel, TrainConfig
-from .._errors import FrocError, InputError
+from froc_cli.core._config import DataSpec, ThreatModel, TrainConfig
+from froc_cli.core._errors import FrocError, InputError
 
 __all__ = [
     "Attack",

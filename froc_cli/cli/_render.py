@@ -7,8 +7,9 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-from .._audit import AuditResult, GateResult
-from .._report import METRIC_LABELS, format_number
+from froc_cli.metrics._rules import GateResult
+from froc_cli.reports._markdown import METRIC_LABELS, format_number
+from froc_cli.workflows._audit import AuditResult
 
 __all__ = ["print_audit", "print_gate"]
 

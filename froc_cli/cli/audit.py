@@ -10,12 +10,14 @@ from typing import Annotated
 
 import typer
 
-from .._artifact import load_model
-from .._audit import AuditConfig, AuditResult, audit_file, check_gate
-from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from .._io import read_table, write_text_atomic
-from .._predict import audit_saved_model
-from .._report import render_audit_markdown
+from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
+from froc_cli.core._io import read_table, write_text_atomic
+from froc_cli.metrics._rules import check_gate
+from froc_cli.models._artifact import load_model
+from froc_cli.reports._markdown import render_audit_markdown
+from froc_cli.workflows._audit import AuditConfig, AuditResult, audit_file
+from froc_cli.workflows._predict import audit_saved_model
+
 from ._common import (
     AttackSpaceOpt,
     AttackTargetOpt,

@@ -21,22 +21,25 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .._compare import (
+from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
+from froc_cli.core._io import write_text_atomic
+from froc_cli.reports._compare_markdown import (
     COLUMN_TITLES,
+    both_met_text,
+    format_mean_sd,
+    render_compare_markdown,
+)
+from froc_cli.reports._plot import check_plot_target, plot_compare
+from froc_cli.workflows._compare import (
     DEFAULT_LAMBDAS,
     METHOD_NAMES,
     TABLE_METRICS,
     CompareConfig,
     CompareResult,
     ProgressEvent,
-    both_met_text,
     compare_file,
-    format_mean_sd,
-    render_compare_markdown,
 )
-from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from .._io import write_text_atomic
-from .._plot import check_plot_target, plot_compare
+
 from ._common import (
     AttackSpaceOpt,
     AttackTargetOpt,

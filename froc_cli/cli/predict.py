@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
-from .._artifact import load_model
-from .._errors import InputError
-from .._io import read_table, write_table_atomic
-from .._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table
+from froc_cli.core._errors import InputError
+from froc_cli.core._io import read_table, write_table_atomic
+from froc_cli.models._artifact import load_model
+from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table
+
 from ._common import DataPath, Device, JsonFlag, Quiet, guarded, split_list, stdout_console
 
 __all__ = ["predict_command"]

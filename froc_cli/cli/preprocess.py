@@ -10,16 +10,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK
-from .._froc_pre import PreprocessConfig, PreprocessResult, TargetReport, preprocess_table
-from .._io import read_table
-from .._manifest import (
+from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK
+from froc_cli.core._io import read_table
+from froc_cli.methods._froc_pre import (
+    PreprocessConfig,
+    PreprocessResult,
+    TargetReport,
+    preprocess_table,
+)
+from froc_cli.reports._manifest import (
     WrittenFiles,
     check_output_path,
     default_output_path,
     write_preprocess_outputs,
 )
-from .._report import format_number
+from froc_cli.reports._markdown import format_number
+
 from ._common import (
     CatBudget,
     DataPath,

@@ -14,20 +14,23 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .._config import DataSpec
-from .._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from .._froc_in import (
+from froc_cli.core._config import DataSpec
+from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
+from froc_cli.core._io import TABLE_SUFFIXES, read_table, write_table_atomic
+from froc_cli.methods._froc_in import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     EpochProgress,
     FrocInConfig,
+)
+from froc_cli.reports._markdown import METRIC_LABELS, format_number
+from froc_cli.workflows._train_in import (
     TrainInConfig,
     TrainInResult,
     save_train_in_model,
     train_in_table,
 )
-from .._io import TABLE_SUFFIXES, read_table, write_table_atomic
-from .._report import METRIC_LABELS, format_number
+
 from ._common import (
     Attack,
     AttackSpaceOpt,

@@ -153,7 +153,7 @@ def test_table_report_plot_and_exit_1_when_no_method_meets_both(tmp_path: Path) 
 
 
 def test_a_failing_method_keeps_its_row(monkeypatch: pytest.MonkeyPatch) -> None:
-    from froc_cli._compare import METHODS, MethodSpec
+    from froc_cli.workflows._compare import METHODS, MethodSpec
 
     def broken(ctx: object) -> Any:
         raise ValueError("cannot run here")

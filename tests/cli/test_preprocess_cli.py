@@ -18,8 +18,8 @@ import torch
 from test_froc_pre import make_frame
 from typer.testing import CliRunner, Result
 
-from froc_cli._io import read_table
 from froc_cli.cli import app
+from froc_cli.core import read_table
 
 FAST = [
     "--surrogate",

@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 
 import torch
 
-from ._errors import InputError
+from froc_cli.core._errors import InputError
 
 __all__ = ["denormals_flushed", "flushing_denormals", "resolve_device", "torch_threads"]
 

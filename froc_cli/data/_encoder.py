@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._errors import InputError
+from froc_cli.core._errors import InputError
+from froc_cli.core._io import to_python
 
 __all__ = ["CategoricalColumn", "NumericColumn", "TabularEncoder", "fit_encoder"]
 
@@ -75,11 +76,6 @@ def _decimal_grid(values: np.ndarray) -> float | None:
     return None
 
 
-def _python_value(value: Any) -> Any:
-    """A JSON-friendly Python scalar for a category value."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _category_codes(series: pd.Series, categories: tuple[Any, ...]) -> np.ndarray:
     """Index of each value of ``series`` in ``categories`` (-1 when unseen).
 
@@ -91,7 +87,7 @@ def _category_codes(series: pd.Series, categories: tuple[Any, ...]) -> np.ndarra
     row_codes, uniques = pd.factorize(series)
     unique_values = pd.Series(uniques).to_numpy(dtype=object)
     table = np.fromiter(
-        (lookup.get(_python_value(v), -1) for v in unique_values),
+        (lookup.get(to_python(v), -1) for v in unique_values),
         dtype=np.int64,
         count=len(unique_values),
     )
@@ -99,7 +95,7 @@ def _category_codes(series: pd.Series, categories: tuple[Any, ...]) -> np.ndarra
     missing = np.flatnonzero(row_codes < 0)
     if missing.size:
         values = series.to_numpy(dtype=object)[missing]
-        codes[missing] = [lookup.get(_python_value(v), -1) for v in values]
+        codes[missing] = [lookup.get(to_python(v), -1) for v in values]
     return codes
 
 
@@ -265,7 +261,7 @@ def fit_encoder(
                 grid=grid,
             )
         else:
-            categories = tuple(_python_value(v) for v in sorted(pd.unique(series), key=str))
+            categories = tuple(to_python(v) for v in sorted(pd.unique(series), key=str))
             column = CategoricalColumn(
                 name=name, start=start, categories=categories, dtype=str(series.dtype)
             )

@@ -10,20 +10,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._artifact import ModelArtifact
-from ._audit import AuditConfig, AuditResult, ProgressCallback, check_group_sizes
-from ._config import DataSpec
-from ._dataset import prepare_data
-from ._device import resolve_device, torch_threads
-from ._encoder import CategoricalColumn, NumericColumn, TabularEncoder
-from ._errors import InputError
-from ._evaluate import attack_decisions, evaluate_decisions
-from ._froc_in import frame_fingerprint
-from ._split import split_indices
-from ._training import predict_logits
-from ._version import environment_versions
-from ._workspace import encode_rows
-from .attacks import FeatureSpace
+from froc_cli.attacks import FeatureSpace
+from froc_cli.core._config import DataSpec
+from froc_cli.core._device import resolve_device, torch_threads
+from froc_cli.core._errors import InputError
+from froc_cli.core._io import frame_fingerprint
+from froc_cli.core._progress import ProgressCallback, silent
+from froc_cli.core._version import environment_versions
+from froc_cli.data._dataset import prepare_data
+from froc_cli.data._encoder import CategoricalColumn, NumericColumn, TabularEncoder
+from froc_cli.data._rows import encode_rows
+from froc_cli.data._splits import check_group_sizes, split_indices
+from froc_cli.metrics._evaluate import attack_decisions, evaluate_decisions
+from froc_cli.models._artifact import ModelArtifact
+from froc_cli.models._training import predict_logits
+from froc_cli.workflows._audit import AuditConfig, AuditResult
 
 __all__ = [
     "DECISION_COLUMN",
@@ -38,10 +39,6 @@ __all__ = [
 PROBABILITY_COLUMN = "froc_proba"
 DECISION_COLUMN = "froc_decision"
 _MAX_LISTED = 8
-
-
-def _silent(_: str) -> None:
-    return None
 
 
 def _listed(names: list[str] | tuple[str, ...]) -> str:
@@ -117,10 +114,6 @@ def _check_values(frame: pd.DataFrame, encoder: TabularEncoder, source: str) -> 
                 )
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def unseen_categories(frame: pd.DataFrame, encoder: TabularEncoder) -> dict[str, int]:
     """Per categorical column, how many rows hold a category the model never saw (they encode
     as none of the known categories)."""
@@ -190,7 +183,7 @@ def audit_saved_model(
     *,
     source: str,
     model_name: str,
-    progress: ProgressCallback = _silent,
+    progress: ProgressCallback = silent,
 ) -> AuditResult:
     """Audit a saved model on ``frame`` (no training) with the threat model of ``config``.
 

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _metrics as m
-from ._config import ThreatModel
-from ._device import flushing_denormals
-from ._training import predict_logits
-from .attacks import FeatureSpace, make_attack
+from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.core._config import ThreatModel
+from froc_cli.core._device import flushing_denormals
+from froc_cli.metrics import _scores as m
+from froc_cli.models._training import predict_logits
 
 __all__ = [
     "ATTACK_CHUNK",

@@ -12,15 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ._errors import InputError
+from froc_cli.core._errors import InputError
 
 __all__ = [
     "TABLE_SUFFIXES",
+    "frame_fingerprint",
     "hash_file",
     "read_table",
     "to_jsonable",
+    "to_python",
     "write_bytes_atomic",
     "write_table_atomic",
     "write_text_atomic",
@@ -159,3 +162,18 @@ def to_jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     return str(value)
+
+
+def to_python(value: Any) -> Any:
+    """A numpy scalar as the Python scalar it holds; any other value unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of a table's column names and cell values (independent of CSV vs parquet), so
+    a saved model can recognise the table it was trained on."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    hashed = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False)
+    digest.update(np.ascontiguousarray(hashed.to_numpy(dtype=np.uint64)).tobytes())
+    return digest.hexdigest()

@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -82,25 +81,32 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import _metrics as m
-from ._audit import check_group_sizes
-from ._config import DataSpec, Objective, ThreatModel, TrainConfig
-from ._dataset import PreparedData, prepare_data
-from ._device import resolve_device
-from ._encoder import TabularEncoder, fit_encoder
-from ._errors import InputError
-from ._evaluate import attack_in_chunks
-from ._froc_in import NEAR_CONSTANT_SHARE, above_floor, carve_validation
-from ._influence import (
+from froc_cli.attacks import FeatureSpace, ValidRecordAttack, make_attack
+from froc_cli.core._config import DataSpec, Objective, ThreatModel, TrainConfig
+from froc_cli.core._device import resolve_device
+from froc_cli.core._errors import InputError
+from froc_cli.core._io import to_jsonable, to_python
+from froc_cli.core._progress import ProgressCallback, silent
+from froc_cli.core._version import environment_versions
+from froc_cli.data._dataset import PreparedData, prepare_data
+from froc_cli.data._encoder import TabularEncoder, fit_encoder
+from froc_cli.data._rows import EncodedRows, encode_rows
+from froc_cli.data._splits import carve_validation, check_group_sizes, split_indices
+from froc_cli.methods._influence import (
     compute_addition_influence,
     compute_augment_influence,
     compute_flip_influence,
 )
-from ._models import build_model, parse_model_spec
-from ._split import split_indices
-from ._training import predict_logits, train_model
-from ._version import environment_versions
-from .attacks import FeatureSpace, ValidRecordAttack, make_attack
+from froc_cli.metrics import _scores as m
+from froc_cli.metrics._evaluate import attack_in_chunks
+from froc_cli.metrics._rules import (
+    is_degenerate_decisions,
+    shortfall,
+    tightened_bias_threshold,
+    tightened_robustness_threshold,
+)
+from froc_cli.models._nets import build_model, parse_model_spec
+from froc_cli.models._training import predict_logits, train_model
 
 __all__ = [
     "AdditionRank",
@@ -116,7 +122,6 @@ __all__ = [
 
 RobustnessKind = Literal["whitebox", "transfer"]
 AdditionRank = Literal["accuracy", "balanced"]
-ProgressCallback = Callable[[str], None]
 
 # Candidate adversarial rows crafted per round: POOL_FACTOR times the rows to add, at least
 # MIN_POOL (or every free row when fewer).
@@ -127,10 +132,6 @@ _MIN_POOL = 0
 _FLIP_GAP_SHARE = 0.25
 _AUGMENT_GAP_SHARE = 0.5
 _SLOPE_ROUNDS = 4
-
-
-def _silent(_: str) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -236,10 +237,13 @@ class RoundRecord:
 
     def violation(self, bias_target: float, robustness_target: float) -> float:
         """Total shortfall from both targets (0 when both hold); degenerate adds 1."""
-        shortfall = max(0.0, self.bias_score - bias_target) + max(
-            0.0, robustness_target - self.robustness
+        return shortfall(
+            self.bias_score,
+            self.robustness,
+            bias_target,
+            robustness_target,
+            degenerate=self.degenerate,
         )
-        return shortfall + (1.0 if self.degenerate else 0.0)
 
 
 @dataclass(frozen=True)
@@ -325,7 +329,7 @@ class PreprocessResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (per-row records are in the manifest)."""
-        return _clean(
+        return to_jsonable(
             {
                 "source": self.source,
                 "met": self.met,
@@ -357,47 +361,8 @@ class PreprocessResult:
         )
 
 
-def _clean(value: Any) -> Any:
-    """NaN/inf -> None and numpy scalars -> Python, recursively (strict JSON)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
 # --------------------------------------------------------------------------------------------
 # rows and the working state of the rounds
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """Encoded rows of one split, as tensors and as numpy labels and groups."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    y_np: np.ndarray
-    a_np: np.ndarray
-
-    @classmethod
-    def of(
-        cls,
-        prepared: PreparedData,
-        encoder: TabularEncoder,
-        positions: np.ndarray,
-        device: torch.device,
-    ) -> _Rows:
-        y = prepared.y[positions]
-        return cls(
-            x=torch.as_tensor(encoder.encode(prepared.frame.iloc[positions]), device=device),
-            y=torch.as_tensor(y, device=device),
-            y_np=y.astype(np.int8),
-            a_np=prepared.a[positions].astype(np.int8),
-        )
 
 
 @dataclass
@@ -443,14 +408,14 @@ class _State:
     def added_x(self) -> torch.Tensor:
         return torch.cat(self.adv_x) if self.adv_x else self.x[:0]
 
-    def training_set(self, val: _Rows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def training_set(self, val: EncodedRows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Editable rows (current labels), validation rows (as they are), added rows (their
         sources' current labels): what the outside trainer gets, minus the test rows."""
         src = self.sources()
         device = self.x.device
         x = torch.cat([self.x, val.x, self.added_x()])
-        y = np.concatenate([self.y, val.y_np, self.y[src]]).astype(np.float32)
-        a = np.concatenate([self.a, val.a_np, self.a[src]]).astype(np.float32)
+        y = np.concatenate([self.y, val.y_numpy, self.y[src]]).astype(np.float32)
+        a = np.concatenate([self.a, val.a_numpy, self.a[src]]).astype(np.float32)
         return x, torch.as_tensor(y, device=device), torch.as_tensor(a, device=device)
 
 
@@ -469,32 +434,6 @@ def _adversarial(
     attack = make_attack("pgd", source, space, threat)
     source.eval()
     return attack_in_chunks(attack, x, y)
-
-
-def _degenerate(pred: np.ndarray, y: np.ndarray) -> bool:
-    """Near constant (the rarer decision on < 5% of rows, or half the rarer label's share)
-    or no better than the majority class (see ``_froc_in.above_floor``)."""
-    share = float(pred.mean())
-    minority = float(y.mean())
-    near_constant = min(share, 1 - share) < min(
-        NEAR_CONSTANT_SHARE, min(minority, 1 - minority) / 2
-    )
-    return near_constant or not above_floor(m.accuracy(pred, y), m.majority_floor(y), len(y))
-
-
-def _validation_targets(config: PreprocessConfig, val: _Rows) -> tuple[float, float]:
-    """delta_F and delta_R tightened by ``margin`` binomial standard errors on validation
-    (S_B's at the groups' label rates; S_R's at delta_R)."""
-    y, a = val.y_np, val.a_np
-    var_b = sum(
-        float(y[a == g].mean()) * (1 - float(y[a == g].mean())) / max(int((a == g).sum()), 1)
-        for g in (0, 1)
-    )
-    var_r = config.delta_r * (1 - config.delta_r) / len(y)
-    return (
-        max(0.0, config.delta_f - config.margin * math.sqrt(var_b)),
-        min(1.0, config.delta_r + config.margin * math.sqrt(var_r)),
-    )
 
 
 def _threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:
@@ -530,7 +469,7 @@ def _report_target(
     space: FeatureSpace,
     models: list[nn.Module],
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    test: _Rows,
+    test: EncodedRows,
     trained_on: str,
 ) -> TargetReport:
     """The fresh target (``models[0]``, seed) measured on the held-out rows; transfer attacks
@@ -541,22 +480,22 @@ def _report_target(
     target, twin = models[:2]
     pred = _decisions(target, test.x)
     metrics = {
-        "accuracy": m.accuracy(pred, test.y_np),
-        "majority_floor": m.majority_floor(test.y_np),
-        "bias_score": m.bias_score(pred, test.a_np),
+        "accuracy": m.accuracy(pred, test.y_numpy),
+        "majority_floor": m.majority_floor(test.y_numpy),
+        "bias_score": m.bias_score(pred, test.a_numpy),
     }
     for kind, source in (("whitebox", target), ("transfer", twin)):
         for name, variant in _threat_variants(config.threat).items():
             x_adv = _adversarial(source, test.x, test.y, space, variant)
             metrics[f"robustness_{kind}_{name}"] = m.robustness_score(
-                _decisions(target, x_adv), test.y_np
+                _decisions(target, x_adv), test.y_numpy
             )
     return TargetReport(
         model=config.target_model,
         trained_on=trained_on,
         rows=int(data[0].shape[0]),
         metrics=metrics,
-        degenerate=_degenerate(pred, test.y_np),
+        degenerate=is_degenerate_decisions(pred, test.y_numpy),
     )
 
 
@@ -573,7 +512,7 @@ def _step_rows(config: PreprocessConfig, n_editable: int) -> int:
 def _validation_score(
     surrogate: nn.Module,
     attacker: nn.Module,
-    val: _Rows,
+    val: EncodedRows,
     space: FeatureSpace,
     threat: ThreatModel,
     round_no: int,
@@ -583,10 +522,10 @@ def _validation_score(
     x_adv = _adversarial(attacker, val.x, val.y, space, threat)
     return RoundRecord(
         round=round_no,
-        bias_score=m.bias_score(pred, val.a_np),
-        robustness=m.robustness_score(_decisions(surrogate, x_adv), val.y_np),
-        accuracy=m.accuracy(pred, val.y_np),
-        degenerate=_degenerate(pred, val.y_np),
+        bias_score=m.bias_score(pred, val.a_numpy),
+        robustness=m.robustness_score(_decisions(surrogate, x_adv), val.y_numpy),
+        accuracy=m.accuracy(pred, val.y_numpy),
+        degenerate=is_degenerate_decisions(pred, val.y_numpy),
         flipped=state.n_flipped,
         added=state.n_added,
         seconds=0.0,
@@ -598,7 +537,7 @@ def preprocess_table(
     config: PreprocessConfig,
     *,
     source: str,
-    progress: ProgressCallback = _silent,
+    progress: ProgressCallback = silent,
 ) -> PreprocessResult:
     """Run FRoC-PRE on ``frame`` (see the module docstring); never writes anything."""
     started = time.perf_counter()
@@ -616,14 +555,21 @@ def preprocess_table(
         prepared.frame.iloc[edit_pos], prepared.feature_columns, prepared.immutable_columns
     )
     space = FeatureSpace.from_encoder(encoder, device)
-    val = _Rows.of(prepared, encoder, val_pos, device)
-    test = _Rows.of(prepared, encoder, test_pos, device)
-    edit = _Rows.of(prepared, encoder, edit_pos, device)
+    val = encode_rows(prepared, encoder, val_pos, device)
+    test = encode_rows(prepared, encoder, test_pos, device)
+    edit = encode_rows(prepared, encoder, edit_pos, device)
     state = _State(x=edit.x, y0=prepared.y[edit_pos].copy(), a=prepared.a[edit_pos].copy())
     n_edit = len(edit_pos)
     max_flips = math.floor(config.max_flip_frac * n_edit)
     max_adds = math.floor(config.max_augment_frac * n_edit)
-    targets = _validation_targets(config, val)
+    targets = (
+        tightened_bias_threshold(
+            config.delta_f, y=val.y_numpy, a=val.a_numpy, margin=config.margin
+        ),
+        tightened_robustness_threshold(
+            config.delta_r, n_rows=len(val.y_numpy), margin=config.margin
+        ),
+    )
     seconds["prepare"] = time.perf_counter() - started
 
     train_cfg = TrainConfig(
@@ -781,10 +727,10 @@ def preprocess_table(
     final = (
         torch.cat([edit.x, val.x, x_added]),
         torch.as_tensor(
-            np.concatenate([y_final, val.y_np, y_final[src]]).astype(np.float32), device=device
+            np.concatenate([y_final, val.y_numpy, y_final[src]]).astype(np.float32), device=device
         ),
         torch.as_tensor(
-            np.concatenate([state.a, val.a_np, state.a[src]]).astype(np.float32), device=device
+            np.concatenate([state.a, val.a_numpy, state.a[src]]).astype(np.float32), device=device
         ),
     )
     target = _report_target(
@@ -795,8 +741,12 @@ def preprocess_table(
         progress(f"training a fresh {config.target_model} on the input, for comparison")
         unedited = (
             torch.cat([edit.x, val.x]),
-            torch.as_tensor(np.concatenate([state.y0, val.y_np]).astype(np.float32), device=device),
-            torch.as_tensor(np.concatenate([state.a, val.a_np]).astype(np.float32), device=device),
+            torch.as_tensor(
+                np.concatenate([state.y0, val.y_numpy]).astype(np.float32), device=device
+            ),
+            torch.as_tensor(
+                np.concatenate([state.a, val.a_numpy]).astype(np.float32), device=device
+            ),
         )
         baseline = _report_target(
             config, space, [], unedited, test, "the input minus the held-out rows"
@@ -885,7 +835,7 @@ def _flip_round(
     surrogate: nn.Module,
     x_tr: torch.Tensor,
     y_tr: torch.Tensor,
-    val: _Rows,
+    val: EncodedRows,
     record: RoundRecord,
     targets: tuple[float, float],
     max_flips: int,
@@ -898,11 +848,11 @@ def _flip_round(
         y_tr,
         val.x,
         val.y,
-        torch.as_tensor(val.a_np, device=val.x.device),
+        torch.as_tensor(val.a_numpy, device=val.x.device),
         params=config.influence_params,
     )
     n = len(state.y)
-    n_first_added = n + len(val.y_np)  # training rows: editable, validation, added
+    n_first_added = n + len(val.y_numpy)  # training rows: editable, validation, added
     delta_f = influence.delta_fairness[:n].cpu().numpy().copy()
     delta_l = influence.delta_loss[:n].cpu().numpy().copy()
     src = state.sources()
@@ -967,7 +917,7 @@ def _augment_round(
     surrogate: nn.Module,
     x_tr: torch.Tensor,
     y_tr: torch.Tensor,
-    val: _Rows,
+    val: EncodedRows,
     encoder: TabularEncoder,
     space: FeatureSpace,
     history: list[RoundRecord],
@@ -1018,7 +968,7 @@ def _augment_round(
                 y_pool,
                 val.x,
                 val.y,
-                torch.as_tensor(val.a_np, device=device),
+                torch.as_tensor(val.a_numpy, device=device),
                 params=config.influence_params,
             )
             .delta_fairness.cpu()
@@ -1076,8 +1026,8 @@ def _build_output(
         flips.append(
             FlipRecord(
                 index=position,
-                old_label=_python(column.iat[position]),
-                new_label=_python(new),
+                old_label=to_python(column.iat[position]),
+                new_label=to_python(new),
                 influence=float(state.flip_score[row]),
                 delta_fairness=float(state.flip_delta[row]),
                 round=int(state.flip_round[row]),
@@ -1114,7 +1064,3 @@ def _build_output(
         ]
     output = output.astype(frame.dtypes.to_dict())
     return output, tuple(flips), tuple(additions)
-
-
-def _python(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

@@ -30,9 +30,15 @@ from typing import Any
 
 import pandas as pd
 
-from ._errors import InputError
-from ._froc_pre import PreprocessResult
-from ._io import TABLE_SUFFIXES, hash_file, to_jsonable, write_table_atomic, write_text_atomic
+from froc_cli.core._errors import InputError
+from froc_cli.core._io import (
+    TABLE_SUFFIXES,
+    hash_file,
+    to_jsonable,
+    write_table_atomic,
+    write_text_atomic,
+)
+from froc_cli.methods._froc_pre import PreprocessResult
 
 __all__ = [
     "MANIFEST_FORMAT",

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._config import Objective, TrainConfig
-from ._device import flushing_denormals
-from .attacks import FeatureSpace, make_attack
+from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.core._config import Objective, TrainConfig
+from froc_cli.core._device import flushing_denormals
 
 __all__ = [
     "EpochStats",

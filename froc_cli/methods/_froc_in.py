@@ -3,7 +3,7 @@
 The loss is BCE + lambda_F * F + lambda_R * R (eq. 10), where F is the relaxed statistical-parity
 gap |sum_i c_i M_c(x_i)| with the constants c_i of eq. 14 (over each batch; full batch by
 default) and R is the BCE on FGSM or PGD examples regenerated from the current parameters at
-every step (eq. 15). Training is :func:`froc_cli._training.train_model`, the one loop; this
+every step (eq. 15). Training is :func:`froc_cli.models._training.train_model`, the one loop; this
 module adds the validation split, checkpoint selection, early stopping and the lambda search.
 
 Lambda search (``delta_f`` / ``delta_r`` given, the matching lambda not given)
@@ -12,8 +12,8 @@ All choices use a validation split carved from the training part (never the test
 
 1. *Targets.* The search aims at ``S_B <= delta_F - m_F`` and ``S_R(PGD) >= delta_R + m_R``
    on validation, where the margins are ``margin`` binomial standard errors of the validation
-   estimates (sized from the validation split's group sizes and base rates, S_R at 1/2; about
-   0.01 and 0.006 on Adult), so that a choice made at the edge of a threshold on validation
+   estimates (:mod:`froc_cli.metrics` tightened thresholds: S_B's at the groups' label
+   rates, S_R's at delta_R), so that a choice made at the edge of a threshold on validation
    still tends to meet it on unseen rows.
 2. *Start.* One fit from scratch with the free lambdas at 0 (``epochs`` epochs; a plain fit is
    cheap because no attack runs).
@@ -48,35 +48,33 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import _metrics as m
-from ._artifact import save_model
-from ._audit import ProgressCallback, check_gate, check_group_sizes, split_prepared
-from ._config import AttackKind, DataSpec, Objective, ThreatModel, TrainConfig
-from ._dataset import PreparedData, prepare_data
-from ._device import flushing_denormals
-from ._encoder import TabularEncoder
-from ._errors import InputError
-from ._evaluate import Evaluation, attack_decisions, attack_in_chunks, evaluate_decisions
-from ._io import to_jsonable
-from ._models import TabularNet, build_model
-from ._split import split_indices
-from ._training import EpochStats, fairness_gap, predict_logits, train_model
-from ._version import environment_versions
-from ._workspace import EncodedRows
-from .attacks import FeatureSpace, make_attack
+from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.core._config import AttackKind, Objective, ThreatModel, TrainConfig
+from froc_cli.core._device import flushing_denormals
+from froc_cli.core._errors import InputError
+from froc_cli.data._encoder import TabularEncoder
+from froc_cli.data._rows import EncodedRows
+from froc_cli.metrics import _scores as m
+from froc_cli.metrics._evaluate import attack_in_chunks
+from froc_cli.metrics._rules import (
+    above_floor,
+    near_constant_limit,
+    shortfall,
+    tightened_bias_threshold,
+    tightened_robustness_threshold,
+)
+from froc_cli.models._nets import TabularNet, build_model
+from froc_cli.models._training import EpochStats, fairness_gap, predict_logits, train_model
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -84,17 +82,10 @@ __all__ = [
     "EpochProgress",
     "FitOutcome",
     "FrocInConfig",
-    "TrainInConfig",
-    "TrainInResult",
     "Trial",
     "ValidationScore",
-    "above_floor",
-    "carve_validation",
     "fit_froc_in",
-    "frame_fingerprint",
-    "save_train_in_model",
     "score_validation",
-    "train_in_table",
 ]
 
 # Mini-batches of 1024: a PGD-10 epoch costs about the same at any batch size (every row is
@@ -108,18 +99,6 @@ START_LAMBDA_F = 0.25
 START_LAMBDA_R = 0.1
 # A ramp gives up after this many doublings in a row without getting closer to its target.
 STALL_STEPS = 3
-# A model whose rarer decision goes to fewer than this share of rows is "near constant".
-NEAR_CONSTANT_SHARE = 0.05
-# A useful model beats the majority-class floor by at least this many binomial standard errors
-# of the floor on the rows it is scored on (about 0.011 on Adult's validation split, 0.033 on
-# COMPAS's): a model within that distance of a constant one is no evidence of a classifier.
-FLOOR_Z = 2.0
-
-Verdict = Literal["met", "test_failed", "infeasible", "degenerate", "unconstrained"]
-
-
-def _silent(_: str) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -206,19 +185,6 @@ class FrocInConfig:
 
 
 @dataclass(frozen=True)
-class TrainInConfig:
-    """``froc train-in``: data roles, FRoC-IN settings and the held-out test fraction."""
-
-    data: DataSpec
-    froc: FrocInConfig
-    test_size: float = 0.3
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.test_size < 1.0:
-            raise InputError(f"--test-size {self.test_size}: expected a fraction in (0, 1)")
-
-
-@dataclass(frozen=True)
 class ValidationScore:
     """A model scored on the validation rows (decisions at logit > 0, PGD of the threat model).
 
@@ -245,7 +211,7 @@ class ValidationScore:
     def near_constant(self) -> bool:
         """Decisions (almost) all one class: the rarer decision goes to fewer than 5% of rows
         (or half the rarer label's share, when that is smaller)."""
-        return self.rarer_share < min(NEAR_CONSTANT_SHARE, (1.0 - self.majority_floor) / 2)
+        return self.rarer_share < near_constant_limit(1.0 - self.majority_floor)
 
     @property
     def below_floor(self) -> bool:
@@ -402,27 +368,9 @@ def score_validation(
 
 def _violation(score: ValidationScore, target_f: float | None, target_r: float | None) -> float:
     """Total amount by which ``score`` misses the targets (0: met); degenerate adds 1."""
-    total = 0.0
-    if target_f is not None:
-        total += max(0.0, score.bias_score - target_f)
-    if target_r is not None:
-        total += max(0.0, target_r - score.robustness_pgd)
-    return total + (1.0 if score.degenerate else 0.0)
-
-
-def _targets(config: FrocInConfig, score: ValidationScore) -> tuple[float | None, float | None]:
-    """Thresholds tightened by ``margin`` standard errors of the validation estimates."""
-    target_f = (
-        None
-        if config.delta_f is None
-        else max(0.0, config.delta_f - config.margin * score.bias_se())
+    return shortfall(
+        score.bias_score, score.robustness_pgd, target_f, target_r, degenerate=score.degenerate
     )
-    target_r = (
-        None
-        if config.delta_r is None
-        else min(1.0, config.delta_r + config.margin * score.robustness_se())
-    )
-    return target_f, target_r
 
 
 def _rank(ctx: _Context, score: ValidationScore) -> tuple[int, float]:
@@ -716,7 +664,14 @@ def fit_froc_in(
     )
     # The margins are sized from the validation split's group sizes and base rates, before any
     # fit, so every checkpoint is ranked against the same targets.
-    ctx.target_f, ctx.target_r = _targets(config, _base_rate_score(val))
+    if config.delta_f is not None:
+        ctx.target_f = tightened_bias_threshold(
+            config.delta_f, y=val.y_numpy, a=val.a_numpy, margin=config.margin
+        )
+    if config.delta_r is not None:
+        ctx.target_r = tightened_robustness_threshold(
+            config.delta_r, n_rows=len(val), margin=config.margin
+        )
     if config.searching:
         _Search(ctx, model).run()
         index = _choose(ctx)
@@ -746,328 +701,4 @@ def fit_froc_in(
         targets={"bias_score": ctx.target_f, "robustness_pgd": ctx.target_r},
         trace=list(ctx.trace),
         seconds=time.perf_counter() - started,
-    )
-
-
-def _base_rate_score(rows: EncodedRows) -> ValidationScore:
-    """A stand-in score for sizing the margins: group rates = the label's base rates, S_R = 1/2
-    (the largest binomial variance)."""
-    y = rows.y.cpu().numpy()
-    a = rows.a_numpy
-    rate0 = float(y[a == 0].mean()) if (a == 0).any() else 0.5
-    rate1 = float(y[a == 1].mean()) if (a == 1).any() else 0.5
-    return ValidationScore(
-        accuracy=math.nan,
-        majority_floor=math.nan,
-        bias_score=math.nan,
-        robustness_pgd=0.5,
-        rarer_share=math.nan,
-        bce=math.nan,
-        fairness=math.nan,
-        robustness_loss=math.nan,
-        objective=math.nan,
-        n_rows=len(y),
-        n_protected=int((a == 0).sum()),
-        n_unprotected=int((a == 1).sum()),
-        favourable_rate_protected=rate0,
-        favourable_rate_unprotected=rate1,
-    )
-
-
-def carve_validation(
-    prepared: PreparedData, positions: np.ndarray, *, val_size: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split training ``positions`` into fit and validation positions (seeded, stratified by
-    label and group), checking the validation groups are not empty."""
-    inner_fit, inner_val = split_indices(
-        prepared.y[positions], prepared.a[positions], test_size=val_size, seed=seed
-    )
-    fit_pos, val_pos = positions[inner_fit], positions[inner_val]
-    check_group_sizes(prepared, prepared.a[val_pos], 1, "in the validation split")
-    return fit_pos, val_pos
-
-
-def _subset(rows: EncodedRows, within: np.ndarray) -> EncodedRows:
-    index = torch.as_tensor(within, device=rows.x.device)
-    return EncodedRows(
-        x=rows.x[index], y=rows.y[index], a=rows.a[index], positions=rows.positions[within]
-    )
-
-
-def frame_fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of a table's column names and cell values (independent of CSV vs parquet), so
-    a saved model can recognise the table it was trained on."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    digest.update("\x1f".join(map(str, frame.columns)).encode())
-    hashed = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False)
-    digest.update(np.ascontiguousarray(hashed.to_numpy(dtype=np.uint64)).tobytes())
-    return digest.hexdigest()
-
-
-@dataclass
-class TrainInResult:
-    """Everything ``froc train-in`` found, with what is needed to save and reproduce it."""
-
-    source: str
-    prepared: PreparedData
-    encoder: TabularEncoder
-    config: TrainInConfig
-    outcome: FitOutcome
-    validation: Evaluation
-    test: Evaluation
-    test_near_constant: bool
-    verdict: Verdict
-    rows: dict[str, int]
-    fingerprint: str
-    settings: dict[str, Any]
-    seconds: dict[str, float]
-
-    @property
-    def model(self) -> TabularNet:
-        """The chosen model."""
-        return self.outcome.model
-
-    @property
-    def passed(self) -> bool:
-        """True when the verdict is a success (exit 0)."""
-        return self.verdict in ("met", "unconstrained")
-
-    def gates(self) -> dict[str, Any]:
-        """Threshold checks on validation and test."""
-        froc = self.config.froc
-        out = {}
-        for name, evaluation in (("validation", self.validation), ("test", self.test)):
-            gate = check_gate(evaluation.metrics, delta_f=froc.delta_f, delta_r=froc.delta_r)
-            out[name] = {"passed": gate.passed, "checks": [vars(c) for c in gate.checks]}
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dictionary (NaN becomes None)."""
-        froc = self.config.froc
-        outcome = self.outcome
-        return to_jsonable(
-            {
-                "source": self.source,
-                "verdict": self.verdict,
-                "passed": self.passed,
-                "mode": outcome.mode,
-                "lambda_f": outcome.lambda_f,
-                "lambda_r": outcome.lambda_r,
-                "attack": froc.attack,
-                "thresholds": {"delta_f": froc.delta_f, "delta_r": froc.delta_r},
-                "validation_targets": outcome.targets,
-                "label": {
-                    "column": self.prepared.label_column,
-                    "favourable": self.prepared.positive_value,
-                },
-                "protected": {
-                    "column": self.prepared.protected_column,
-                    "group_a0": list(self.prepared.protected_values),
-                    "group_chosen_by_default": self.prepared.protected_group_defaulted,
-                },
-                "rows": self.rows,
-                "threat_model": {**asdict(froc.threat), "pgd_step_size": froc.threat.pgd_step_size},
-                "validation": {
-                    "metrics": self.validation.metrics,
-                    "near_constant": outcome.chosen.score.near_constant,
-                },
-                "test": {
-                    "metrics": self.test.metrics,
-                    "groups": self.test.groups,
-                    "near_constant": self.test_near_constant,
-                },
-                "gates": self.gates(),
-                "trials": [trial.to_dict() for trial in outcome.trials],
-                "chosen_trial": outcome.chosen.index,
-                "settings": self.settings,
-                "seconds": self.seconds,
-            }
-        )
-
-
-def above_floor(accuracy: float, floor: float, n_rows: int) -> bool:
-    """True when ``accuracy`` beats the majority-class ``floor`` by ``FLOOR_Z`` binomial
-    standard errors of the floor over ``n_rows`` rows."""
-    margin = FLOOR_Z * math.sqrt(floor * (1.0 - floor) / max(n_rows, 1))
-    return accuracy >= floor + margin
-
-
-def _near_constant(decisions: np.ndarray, labels: np.ndarray) -> bool:
-    share = float(np.mean(decisions)) if len(decisions) else 0.0
-    minority = float(np.mean(labels)) if len(labels) else 0.5
-    limit = min(NEAR_CONSTANT_SHARE, min(minority, 1.0 - minority) / 2)
-    return min(share, 1.0 - share) < limit
-
-
-def _verdict(
-    config: FrocInConfig, outcome: FitOutcome, test: Evaluation, test_near_constant: bool
-) -> Verdict:
-    metrics = test.metrics
-    n_test = int(sum(group["rows"] for group in test.groups.values()))
-    degenerate = (
-        outcome.chosen.score.degenerate
-        or test_near_constant
-        or not above_floor(metrics["accuracy"], metrics["majority_floor"], n_test)
-    )
-    if degenerate:
-        return "degenerate"
-    if not config.constrained:
-        return "unconstrained"
-    if not outcome.feasible:
-        return "infeasible"
-    gate = check_gate(metrics, delta_f=config.delta_f, delta_r=config.delta_r)
-    return "met" if gate.passed else "test_failed"
-
-
-def train_in_table(
-    frame: pd.DataFrame,
-    config: TrainInConfig,
-    *,
-    source: str,
-    progress: ProgressCallback = _silent,
-    on_epoch: Callable[[EpochProgress], None] | None = None,
-) -> TrainInResult:
-    """FRoC-IN on a table: seeded train/test split (as ``froc audit``), a validation split
-    carved from the training part, the fit or search on it, then the held-out test scores."""
-    started = time.perf_counter()
-    froc = config.froc
-    seed = froc.train.seed
-    prepared = prepare_data(frame, config.data, source=source)
-    split = split_prepared(
-        prepared,
-        test_size=config.test_size,
-        seed=seed,
-        device=froc.train.device,
-        min_group_size=config.data.min_group_size,
-    )
-    train_pos = split.train.positions
-    fit_pos, val_pos = carve_validation(prepared, train_pos, val_size=froc.val_size, seed=seed)
-    within = np.searchsorted(train_pos, fit_pos), np.searchsorted(train_pos, val_pos)
-    fit, val = _subset(split.train, within[0]), _subset(split.train, within[1])
-    seconds = {"prepare": time.perf_counter() - started}
-    progress(
-        f"{source}: {prepared.n_rows} rows, label {prepared.label_column!r} (favourable "
-        f"{prepared.positive_value!r}), protected group {prepared.describe_protected_group()}; "
-        f"fit {len(fit)}, validation {len(val)}, test {len(split.test)} rows"
-    )
-    progress(
-        (
-            "searching lambda_F/lambda_R on the validation split"
-            if froc.searching
-            else f"training with lambda_F={froc.lambda_f or 0:g}, lambda_R={froc.lambda_r or 0:g}"
-        )
-        + f" ({froc.attack.upper()} examples, {froc.train.model}, {split.device})"
-    )
-    outcome = fit_froc_in(fit, val, split.encoder, froc, device=split.device, on_epoch=on_epoch)
-    seconds["fit"] = outcome.seconds
-
-    progress("scoring the chosen model on validation and the held-out test split (FGSM, PGD)")
-    mark = time.perf_counter()
-    space = FeatureSpace.from_encoder(split.encoder, split.device)
-    val_decisions = attack_decisions(outcome.model, val.x, val.y, val.a_numpy, space, froc.threat)
-    test_rows = split.test
-    test_decisions = attack_decisions(
-        outcome.model, test_rows.x, test_rows.y, test_rows.a_numpy, space, froc.threat
-    )
-    validation = evaluate_decisions(val_decisions, seed=seed)
-    test = evaluate_decisions(test_decisions, seed=seed)
-    near_constant_test = _near_constant(test_decisions.pred, test_decisions.y)
-    seconds["evaluate"] = time.perf_counter() - mark
-    seconds["total"] = time.perf_counter() - started
-    train_settings = asdict(froc.train)
-    train_settings["device"] = str(split.device)
-    train_settings["threads"] = torch.get_num_threads()
-    return TrainInResult(
-        source=source,
-        prepared=prepared,
-        encoder=split.encoder,
-        config=config,
-        outcome=outcome,
-        validation=validation,
-        test=test,
-        test_near_constant=near_constant_test,
-        verdict=_verdict(froc, outcome, test, near_constant_test),
-        rows={
-            "total": prepared.n_rows,
-            "fit": len(fit),
-            "validation": len(val),
-            "test": len(split.test),
-            "dropped": prepared.dropped_rows,
-            "features": split.encoder.n_features,
-        },
-        fingerprint=frame_fingerprint(frame),
-        settings={
-            "seed": seed,
-            "test_size": config.test_size,
-            "val_size": froc.val_size,
-            "train": train_settings,
-            "search": {
-                key: getattr(froc, key)
-                for key in (
-                    "eval_every",
-                    "patience",
-                    "warm_epochs",
-                    "margin",
-                    "bisect_steps",
-                    "rounds",
-                    "max_trials",
-                    "search_budget_s",
-                )
-            },
-            "versions": environment_versions(),
-        },
-        seconds=seconds,
-    )
-
-
-def save_train_in_model(result: TrainInResult, path: str | os.PathLike[str]) -> Path:
-    """Write ``result``'s model as one ``.froc`` file (see :mod:`froc_cli._artifact`)."""
-    froc = result.config.froc
-    outcome = result.outcome
-    prepared = result.prepared
-    training = asdict(froc.train)
-    training["device"] = result.settings["train"]["device"]
-    info = {
-        "objective": {
-            "lambda_f": outcome.lambda_f,
-            "lambda_r": outcome.lambda_r,
-            "attack": froc.attack,
-            "mode": outcome.mode,
-        },
-        "threat_model": asdict(froc.threat),
-        "thresholds": {"delta_f": froc.delta_f, "delta_r": froc.delta_r},
-        "verdict": result.verdict,
-        "metrics": {"validation": result.validation.metrics, "test": result.test.metrics},
-        "protected_group_chosen_by_default": prepared.protected_group_defaulted,
-        "split": {
-            "seed": froc.train.seed,
-            "test_size": result.config.test_size,
-            "val_size": froc.val_size,
-            "fingerprint": result.fingerprint,
-            "source": result.source,
-            "rows": result.rows,
-        },
-        "training": {
-            **training,
-            "epochs_run": outcome.chosen.epochs_run,
-            "best_epoch": outcome.chosen.best_epoch,
-            "warm_start": outcome.chosen.warm_start,
-            "trials": len(outcome.trials),
-        },
-        "seed": froc.train.seed,
-        "versions": result.settings["versions"],
-    }
-    return save_model(
-        path,
-        outcome.model,
-        result.encoder,
-        model_spec=froc.train.model,
-        data_spec=result.config.data,
-        label_column=prepared.label_column,
-        positive_value=prepared.positive_value,
-        protected_column=prepared.protected_column,
-        protected_values=prepared.protected_values,
-        info=info,
     )

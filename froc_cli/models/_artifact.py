@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import struct
 from dataclasses import asdict, dataclass, field
@@ -30,11 +29,11 @@ from typing import Any
 
 import torch
 
-from ._config import DataSpec, ThreatModel
-from ._encoder import TabularEncoder
-from ._errors import InputError, ModelFileError
-from ._io import write_bytes_atomic
-from ._models import TabularNet, build_model, parse_model_spec
+from froc_cli.core._config import DataSpec, ThreatModel
+from froc_cli.core._errors import InputError, ModelFileError
+from froc_cli.core._io import to_jsonable, write_bytes_atomic
+from froc_cli.data._encoder import TabularEncoder
+from froc_cli.models._nets import TabularNet, build_model, parse_model_spec
 
 __all__ = [
     "FORMAT_NAME",
@@ -104,18 +103,6 @@ def _weights_digest(tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return _json_safe(value.item())
-    return value
-
-
 def save_model(
     path: str | os.PathLike[str],
     model: TabularNet,
@@ -139,7 +126,7 @@ def save_model(
         name: tensor.detach().to("cpu", torch.float32).contiguous()
         for name, tensor in model.state_dict().items()
     }
-    description = _json_safe(
+    description = to_jsonable(
         {
             **(info or {}),
             "format": FORMAT_NAME,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._dataset import PreparedData
-from ._encoder import TabularEncoder
+from froc_cli.data._dataset import PreparedData
+from froc_cli.data._encoder import TabularEncoder
 
 __all__ = ["EncodedRows", "encode_rows"]
 
@@ -32,6 +32,18 @@ class EncodedRows:
     def a_numpy(self) -> np.ndarray:
         """Groups as a numpy array."""
         return self.a.cpu().numpy()
+
+    @property
+    def y_numpy(self) -> np.ndarray:
+        """Labels as a numpy array of 0/1 integers (exact, and means are taken in float64)."""
+        return self.y.cpu().numpy().astype(np.int8)
+
+    def take(self, within: np.ndarray) -> EncodedRows:
+        """The rows at positions ``within`` this set (not within the table)."""
+        index = torch.as_tensor(within, device=self.x.device)
+        return EncodedRows(
+            x=self.x[index], y=self.y[index], a=self.a[index], positions=self.positions[within]
+        )
 
 
 def encode_rows(

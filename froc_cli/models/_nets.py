@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from ._errors import InputError
+from froc_cli.core._errors import InputError
 
 __all__ = ["TabularNet", "build_model", "parse_model_spec"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ._errors import InputError
+from froc_cli.core._errors import InputError
 
 __all__ = [
     "AttackKind",

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ._compare import METHODS, CompareResult, GridPoint, is_degenerate
-from ._errors import InputError
-from ._io import write_bytes_atomic
+from froc_cli.core._errors import InputError
+from froc_cli.core._io import write_bytes_atomic
+from froc_cli.metrics._rules import is_degenerate
+from froc_cli.workflows._compare import METHODS, CompareResult, GridPoint
 
 __all__ = ["PLOT_SUFFIXES", "check_plot_target", "pareto_front", "plot_compare"]
 

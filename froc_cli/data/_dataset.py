@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._config import DataSpec
-from ._errors import InputError
+from froc_cli.core._config import DataSpec
+from froc_cli.core._errors import InputError
 
 __all__ = ["PreparedData", "matches_value", "prepare_data", "value_texts"]
 

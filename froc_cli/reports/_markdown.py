@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from ._audit import AuditResult, GateResult
+from froc_cli.metrics._rules import GateResult
+from froc_cli.workflows._audit import AuditResult
 
 __all__ = ["METRIC_LABELS", "format_number", "render_audit_markdown"]
 

@@ -11,24 +11,24 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from ._artifact import ModelArtifact, load_model, save_model
-from ._config import DataSpec, ThreatModel, TrainConfig
-from ._dataset import prepare_data
-from ._device import resolve_device
-from ._encoder import fit_encoder
-from ._errors import InputError
-from ._froc_in import (
+from froc_cli.core._config import DataSpec, ThreatModel, TrainConfig
+from froc_cli.core._device import resolve_device
+from froc_cli.core._errors import InputError
+from froc_cli.core._io import to_jsonable
+from froc_cli.core._version import environment_versions
+from froc_cli.data._dataset import prepare_data
+from froc_cli.data._encoder import fit_encoder
+from froc_cli.data._rows import encode_rows
+from froc_cli.data._splits import carve_validation
+from froc_cli.methods._froc_in import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     FitOutcome,
     FrocInConfig,
-    carve_validation,
     fit_froc_in,
 )
-from ._io import to_jsonable
-from ._training import predict_logits
-from ._version import environment_versions
-from ._workspace import encode_rows
+from froc_cli.models._artifact import ModelArtifact, load_model, save_model
+from froc_cli.models._training import predict_logits
 
 __all__ = ["FairRobustClassifier"]
 
@@ -52,7 +52,7 @@ class FairRobustClassifier(ClassifierMixin, BaseEstimator):
 
     Give ``lambda_f`` / ``lambda_r`` to use them, or ``delta_f`` / ``delta_r`` (S_B <= delta_f,
     S_R(PGD) >= delta_r) to search them on a validation split of the data passed to ``fit``
-    (see :mod:`froc_cli._froc_in`). ``fit(X, y, sensitive_features=a)`` takes the protected
+    (see :mod:`froc_cli.methods._froc_in`). ``fit(X, y, sensitive_features=a)`` takes the protected
     attribute separately, or from the column ``protected`` of ``X``; it is never a feature.
     ``positive`` is the favourable label (default: 1 or True) and ``protected_group`` the
     value(s) of the protected group (default: the lowest favourable rate).

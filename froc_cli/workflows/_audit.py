@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,46 +12,33 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._config import DataSpec, Objective, ThreatModel, TrainConfig
-from ._dataset import PreparedData, matches_value, prepare_data, value_texts
-from ._device import resolve_device, torch_threads
-from ._encoder import TabularEncoder, fit_encoder
-from ._errors import InputError, InsufficientDataError
-from ._evaluate import Decisions, Evaluation, attack_decisions, evaluate_decisions
-from ._io import read_table, to_jsonable
-from ._models import build_model, parse_model_spec
-from ._split import split_indices
-from ._training import train_model
-from ._version import environment_versions
-from ._workspace import EncodedRows, encode_rows
-from .attacks import FeatureSpace
+from froc_cli.attacks import FeatureSpace
+from froc_cli.core._config import DataSpec, Objective, ThreatModel, TrainConfig
+from froc_cli.core._device import resolve_device, torch_threads
+from froc_cli.core._errors import InputError
+from froc_cli.core._io import read_table, to_jsonable
+from froc_cli.core._progress import ProgressCallback, silent
+from froc_cli.core._version import environment_versions
+from froc_cli.data._dataset import PreparedData, matches_value, prepare_data, value_texts
+from froc_cli.data._splits import check_group_sizes, split_prepared
+from froc_cli.metrics._evaluate import Decisions, Evaluation, attack_decisions, evaluate_decisions
+from froc_cli.models._nets import build_model, parse_model_spec
+from froc_cli.models._training import train_model
 
 __all__ = [
     "AuditConfig",
     "AuditResult",
-    "GateCheck",
-    "GateResult",
-    "ProgressCallback",
-    "SplitData",
     "audit_file",
     "audit_table",
     "audit_train_config",
-    "check_gate",
-    "check_group_sizes",
-    "split_prepared",
 ]
 
-ProgressCallback = Callable[[str], None]
 
 # Above this many training rows an audit given no batch size trains on mini-batches: a full-batch
 # epoch costs time in proportion to the rows, and 300 of them on 700,000 rows take ~10 minutes
 # on 2 cores (bench/perf_audit.py). Adult's 31,655 training rows stay full batch, as the paper.
 AUTO_MINIBATCH_ROWS = 100_000
 AUTO_BATCH_SIZE = 8192
-
-
-def _silent(_: str) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -139,101 +125,6 @@ class AuditResult:
         )
 
 
-@dataclass(frozen=True)
-class GateCheck:
-    """One gate condition: ``value <= threshold`` (bias) or ``>= threshold`` (robustness)."""
-
-    metric: str
-    value: float
-    threshold: float
-    comparison: str
-    passed: bool
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """The CI verdict: passed when every requested check holds."""
-
-    checks: tuple[GateCheck, ...]
-
-    @property
-    def passed(self) -> bool:
-        """True when every check holds (and vacuously when none were requested)."""
-        return all(check.passed for check in self.checks)
-
-
-def check_gate(
-    metrics: dict[str, float], *, delta_f: float | None, delta_r: float | None
-) -> GateResult:
-    """Gate: S_B <= delta_F and S_R(PGD) >= delta_R. A NaN metric never passes."""
-    checks: list[GateCheck] = []
-    if delta_f is not None:
-        value = metrics["bias_score"]
-        checks.append(GateCheck("bias_score", value, delta_f, "<=", bool(value <= delta_f)))
-    if delta_r is not None:
-        if "robustness_pgd" not in metrics:
-            raise InputError(
-                "--delta-r needs a model to attack; --predictions audits fairness only"
-            )
-        value = metrics["robustness_pgd"]
-        checks.append(GateCheck("robustness_pgd", value, delta_r, ">=", bool(value >= delta_r)))
-    return GateResult(tuple(checks))
-
-
-def check_group_sizes(prepared: PreparedData, a: np.ndarray, minimum: int, where: str) -> None:
-    """Raise :class:`InsufficientDataError` when a group has fewer than ``minimum`` rows (an
-    empty group always: with no rows there is nothing to judge, whatever ``minimum`` says)."""
-    described_group = prepared.describe_protected_group()
-    for group, described in (
-        (0, f"protected group {described_group}"),
-        (1, f"rest of the rows ({described_group.replace(' in ', ' not in ', 1)})"),
-    ):
-        count = int((np.asarray(a) == group).sum())
-        if count < max(minimum, 1):
-            raise InsufficientDataError(
-                f"{prepared.source}: {described} has {count} rows {where}, fewer than "
-                f"--min-group-size {minimum}; too little data to judge"
-            )
-
-
-@dataclass(frozen=True)
-class SplitData:
-    """A prepared table split into a training and a held-out test part, with the encoder fitted
-    on the training part and both parts encoded on ``device``."""
-
-    prepared: PreparedData
-    encoder: TabularEncoder
-    train: EncodedRows
-    test: EncodedRows
-    device: torch.device
-
-
-def split_prepared(
-    prepared: PreparedData,
-    *,
-    test_size: float,
-    seed: int,
-    device: str,
-    min_group_size: int,
-) -> SplitData:
-    """Split ``prepared`` (seeded, stratified by label and group), check the test split's group
-    sizes, fit the encoder on the training part and encode both parts (shared by audit and
-    train-in, so both see the same split for the same seed)."""
-    resolved = resolve_device(device)
-    train_pos, test_pos = split_indices(prepared.y, prepared.a, test_size=test_size, seed=seed)
-    check_group_sizes(prepared, prepared.a[test_pos], min_group_size, "in the test split")
-    encoder = fit_encoder(
-        prepared.frame.iloc[train_pos], prepared.feature_columns, prepared.immutable_columns
-    )
-    return SplitData(
-        prepared=prepared,
-        encoder=encoder,
-        train=encode_rows(prepared, encoder, train_pos, resolved),
-        test=encode_rows(prepared, encoder, test_pos, resolved),
-        device=resolved,
-    )
-
-
 def _prediction_decisions(prepared: PreparedData, column: str) -> np.ndarray:
     """Decisions of a predictions column: label values (favourable = the label's favourable
     value), or probabilities in [0, 1] decided at 0.5 as the paper's M(x) = 1(M_c(x) >= 0.5)."""
@@ -290,7 +181,7 @@ def audit_table(
     config: AuditConfig,
     *,
     source: str,
-    progress: ProgressCallback = _silent,
+    progress: ProgressCallback = silent,
 ) -> AuditResult:
     """Audit ``frame``: train the target on a split and attack it, or audit a predictions column.
 
@@ -413,7 +304,7 @@ def _audit_table(
 
 
 def audit_file(
-    path: str | Path, config: AuditConfig, *, progress: ProgressCallback = _silent
+    path: str | Path, config: AuditConfig, *, progress: ProgressCallback = silent
 ) -> AuditResult:
     """Read ``path`` (CSV or parquet) and audit it (see :func:`audit_table`)."""
     # No progress line before the input is validated: a bad file gets one line on stderr.

@@ -59,39 +59,35 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._audit import check_group_sizes
-from ._baselines import (
+from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.core._config import AttackKind, DataSpec, Objective, ThreatModel, TrainConfig
+from froc_cli.core._device import resolve_device, torch_threads
+from froc_cli.core._errors import InputError
+from froc_cli.core._io import read_table, to_jsonable
+from froc_cli.core._version import environment_versions
+from froc_cli.data._dataset import PreparedData, prepare_data
+from froc_cli.data._encoder import TabularEncoder, fit_encoder
+from froc_cli.data._rows import EncodedRows, encode_rows
+from froc_cli.data._splits import check_group_sizes, split_indices
+from froc_cli.methods._baselines import (
     DisparateImpactRepair,
     compute_reweighing_weights,
     fit_disparate_impact_repair,
 )
-from ._config import AttackKind, DataSpec, Objective, ThreatModel, TrainConfig
-from ._dataset import PreparedData, prepare_data
-from ._device import resolve_device, torch_threads
-from ._encoder import TabularEncoder, fit_encoder
-from ._errors import InputError
-from ._evaluate import attack_decisions, attack_in_chunks, evaluate_decisions
-from ._froc_in import (
-    NEAR_CONSTANT_SHARE,
+from froc_cli.methods._froc_in import (
     EpochProgress,
     FitOutcome,
     FrocInConfig,
-    above_floor,
     fit_froc_in,
 )
-from ._froc_pre import PreprocessConfig, PreprocessResult, preprocess_table
-from ._io import read_table, to_jsonable
-from ._metrics import robustness_score
-from ._models import build_model, parse_model_spec
-from ._report import format_number
-from ._split import split_indices
-from ._training import predict_logits, train_model
-from ._version import environment_versions
-from ._workspace import EncodedRows, encode_rows
-from .attacks import FeatureSpace, make_attack
+from froc_cli.methods._froc_pre import PreprocessConfig, PreprocessResult, preprocess_table
+from froc_cli.metrics._evaluate import attack_decisions, attack_in_chunks, evaluate_decisions
+from froc_cli.metrics._rules import is_degenerate, shortfall
+from froc_cli.metrics._scores import robustness_score
+from froc_cli.models._nets import build_model, parse_model_spec
+from froc_cli.models._training import predict_logits, train_model
 
 __all__ = [
-    "COLUMN_TITLES",
     "DEFAULT_LAMBDAS",
     "METHODS",
     "METHOD_NAMES",
@@ -109,12 +105,9 @@ __all__ = [
     "ProgressEvent",
     "RepairedPipeline",
     "RepeatResult",
-    "both_met_text",
     "compare_file",
     "compare_table",
-    "format_mean_sd",
     "is_degenerate",
-    "render_compare_markdown",
     "select_on_validation",
 ]
 
@@ -682,34 +675,14 @@ class CompareContext:
 # --------------------------------------------------------------------------------------------
 
 
-def is_degenerate(metrics: dict[str, float]) -> bool:
-    """A model that is no evidence of a classifier, as FRoC-IN judges it: its rarer decision
-    goes to fewer than 5% of the rows (or half the rarer label's share, if smaller), or its
-    accuracy is not ``FLOOR_Z`` binomial standard errors above the majority-class floor.
-
-    Needs ``accuracy`` and ``majority_floor`` (False without a floor); uses
-    ``rarer_decision_share`` and ``rows`` when present.
-    """
-    accuracy, floor = metrics.get("accuracy", math.nan), metrics.get("majority_floor", math.nan)
-    if not math.isfinite(floor):
-        return False
-    if not math.isfinite(accuracy):
-        return True
-    share = metrics.get("rarer_decision_share", math.nan)
-    if math.isfinite(share) and share < min(NEAR_CONSTANT_SHARE, (1.0 - floor) / 2):
-        return True
-    rows = metrics.get("rows", math.nan)
-    if math.isfinite(rows) and rows > 0:
-        return not above_floor(accuracy, floor, int(rows))
-    return accuracy <= floor
-
-
 def _shortfall(metrics: dict[str, float], delta_f: float, delta_r: float) -> float:
-    bias, robust = metrics.get("bias_score", math.nan), metrics.get("robustness_pgd", math.nan)
-    if not (math.isfinite(bias) and math.isfinite(robust)):
-        return math.inf
-    degenerate = 1.0 if is_degenerate(metrics) else 0.0
-    return max(0.0, bias - delta_f) + max(0.0, delta_r - robust) + degenerate
+    return shortfall(
+        metrics.get("bias_score", math.nan),
+        metrics.get("robustness_pgd", math.nan),
+        delta_f,
+        delta_r,
+        degenerate=is_degenerate(metrics),
+    )
 
 
 def select_on_validation(points: Sequence[dict[str, float]], delta_f: float, delta_r: float) -> int:
@@ -1406,131 +1379,3 @@ def compare_file(
 # --------------------------------------------------------------------------------------------
 # Markdown report
 # --------------------------------------------------------------------------------------------
-
-COLUMN_TITLES: dict[str, str] = {
-    "accuracy": "accuracy",
-    "bias_score": "S_B",
-    "robustness_fgsm": "S_R FGSM",
-    "robustness_pgd": "S_R PGD",
-    "transfer_fgsm": "S_R FGSM transfer",
-    "transfer_pgd": "S_R PGD transfer",
-    "majority_floor": "majority floor",
-}
-
-
-def format_mean_sd(summary: MethodSummary, key: str, digits: int = 3) -> str:
-    """``0.812`` or ``0.812 ± 0.004`` (with repeats)."""
-    value = summary.mean.get(key)
-    if value is None:
-        return "n/a"
-    text = format_number(value, digits)
-    if summary.runs > 1 and text != "n/a":
-        text += f" ± {format_number(summary.sd.get(key), digits)}"
-    return text
-
-
-def both_met_text(summary: MethodSummary) -> str:
-    """``yes`` / ``no`` (one seed) or ``k/n`` seeds."""
-    if summary.runs == 0:
-        return "failed"
-    if summary.runs == 1 and summary.failures == 0:
-        text = "yes" if summary.meets_both else "no"
-    else:
-        text = f"{summary.meets_both}/{summary.runs + summary.failures}"
-    if summary.degenerate:
-        count = "" if summary.runs == 1 else f"{summary.degenerate} "
-        text += f" ({count}degenerate)"
-    return text
-
-
-def render_compare_markdown(result: CompareResult, *, plot: str | None = None) -> str:
-    """A markdown report: the table, every grid point, settings and the command."""
-    cfg = result.config
-    lines = [f"## froc compare: `{result.source}`", ""]
-    if result.command:
-        lines += ["Command:", "", "```sh", result.command, "```", ""]
-    lines += [
-        f"Protected group a=0: `{result.protected_column}` in "
-        f"{{{', '.join(result.protected_values)}}}; label `{result.label_column}`, favourable "
-        f"`{result.positive_value}`. Constraints: S_B <= {cfg.delta_f:g} (delta_F) and "
-        f"S_R(PGD, white-box) >= {cfg.delta_r:g} (delta_R), on the test split. "
-        f"Seeds {', '.join(map(str, cfg.seeds))}"
-        + (" (mean ± sd)" if cfg.repeats > 1 else "")
-        + ".",
-        "",
-        "| method | setting | "
-        + " | ".join(COLUMN_TITLES[k] for k in TABLE_METRICS)
-        + " | both met | wall (s) | CPU (s) |",
-        "|---|---|" + "---|" * len(TABLE_METRICS) + "---|---|---|",
-    ]
-    for summary in result.summaries:
-        settings = "; ".join(dict.fromkeys(summary.settings)) or "-"
-        if summary.runs == 0:
-            reason = "; ".join(dict.fromkeys(summary.reasons))
-            lines.append(
-                f"| {summary.label} | failed: {reason} | "
-                + " | ".join("n/a" for _ in TABLE_METRICS)
-                + f" | failed | {summary.seconds:.1f} | {summary.cpu_seconds:.1f} |"
-            )
-            continue
-        cells = [format_mean_sd(summary, k) for k in TABLE_METRICS]
-        lines.append(
-            f"| {summary.label} | {settings} | "
-            + " | ".join(cells)
-            + f" | {both_met_text(summary)} | {summary.seconds:.1f} | {summary.cpu_seconds:.1f} |"
-        )
-    failures = [
-        (row.label, row.seed, row.reason) for r in result.repeats for row in r.rows if not row.ok
-    ]
-    if failures:
-        lines += ["", "Failed runs:", ""]
-        lines += [f"- {label} (seed {seed}): {reason}" for label, seed, reason in failures]
-    if plot:
-        lines += ["", f"![accuracy over the (S_R, S_B) plane]({plot})"]
-    grid = [p for r in result.repeats for p in r.grid]
-    if grid:
-        lines += [
-            "",
-            "### Every setting tried (test figures; chosen on validation)",
-            "",
-            "| method | seed | kind | setting | val. acc. | val. S_B | val. S_R PGD | accuracy | "
-            "S_B | S_R FGSM | S_R PGD | S_R PGD transfer | chosen |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for p in grid:
-            v, t = p.validation, p.test
-            lines.append(
-                f"| {METHODS[p.method].label if p.method in METHODS else p.method} | {p.seed} | "
-                f"{p.kind} | {p.setting} | {format_number(v.get('accuracy'), 3)} | "
-                f"{format_number(v.get('bias_score'), 3)} | "
-                f"{format_number(v.get('robustness_pgd'), 3)} | "
-                f"{format_number(t.get('accuracy'), 3)} | {format_number(t.get('bias_score'), 3)}"
-                f" | {format_number(t.get('robustness_fgsm'), 3)} | "
-                f"{format_number(t.get('robustness_pgd'), 3)} | "
-                f"{format_number(t.get('transfer_pgd'), 3)} | {'yes' if p.chosen else ''} |"
-            )
-    notes = [f"seed {r.seed}: {n}" for r in result.repeats for n in r.notes]
-    counts = result.repeats[0].counts if result.repeats else {}
-    versions = ", ".join(f"{k} {v}" for k, v in result.settings["versions"].items())
-    train = result.settings["train"]
-    lines += [
-        "",
-        "### Settings",
-        "",
-        f"- Threat model: {cfg.threat.describe()}; transfer attacks crafted on "
-        f"{result.settings['transfer_source']}",
-        f"- Target: {train['model']}, {train['epochs']} epochs, Adam lr {train['lr']:g}, "
-        f"batch {train['batch_size'] or 'full'}; device {train['device']}, "
-        f"{result.settings['threads']} torch thread(s)",
-        f"- Rows (first seed): {', '.join(f'{k} {v}' for k, v in counts.items())}",
-        f"- Sequential lambda grid: {', '.join(_format_lambda(v) for v in cfg.lambdas)}; "
-        f"lambda > 0 continues the lambda = 0 fit for {cfg.adv_epochs} epochs; DIR repair level "
-        f"{cfg.repair_level:g}",
-        f"- Selection: {result.settings['selection']}",
-        f"- Versions: {versions}",
-        f"- Wall time: {result.seconds:.1f} s; CPU time of the process (all threads): "
-        f"{result.cpu_seconds:.1f} s",
-    ]
-    lines += [f"- Note: {n}" for n in notes]
-    lines.append("")
-    return "\n".join(lines)

@@ -1,0 +1,115 @@
+"""Seeded train/test (and validation) splits stratified by label and group, the group-size
+check every split must pass, and the split-then-fit-the-encoder recipe that audit and
+train-in share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from froc_cli.core._device import resolve_device
+from froc_cli.core._errors import InsufficientDataError
+from froc_cli.data._dataset import PreparedData
+from froc_cli.data._encoder import TabularEncoder, fit_encoder
+from froc_cli.data._rows import EncodedRows, encode_rows
+
+__all__ = [
+    "SplitData",
+    "carve_validation",
+    "check_group_sizes",
+    "split_indices",
+    "split_prepared",
+]
+
+
+def split_indices(
+    y: np.ndarray, a: np.ndarray, *, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of a seeded split stratified by (label, group).
+
+    Falls back to stratifying by label alone when a (label, group) cell is too small to split.
+    """
+    positions = np.arange(len(y))
+    strata = (np.asarray(y) * 2 + np.asarray(a)).astype(int)
+    for stratify in (strata, np.asarray(y).astype(int)):
+        try:
+            train, test = train_test_split(
+                positions, test_size=test_size, random_state=seed, stratify=stratify
+            )
+        except ValueError:
+            continue
+        return np.sort(train), np.sort(test)
+    raise InsufficientDataError(
+        f"cannot split {len(y)} rows {1 - test_size:.0%}/{test_size:.0%} stratified by label: "
+        "too few rows of a class"
+    )
+
+
+def check_group_sizes(prepared: PreparedData, a: np.ndarray, minimum: int, where: str) -> None:
+    """Raise :class:`InsufficientDataError` when a group has fewer than ``minimum`` rows (an
+    empty group always: with no rows there is nothing to judge, whatever ``minimum`` says)."""
+    described_group = prepared.describe_protected_group()
+    for group, described in (
+        (0, f"protected group {described_group}"),
+        (1, f"rest of the rows ({described_group.replace(' in ', ' not in ', 1)})"),
+    ):
+        count = int((np.asarray(a) == group).sum())
+        if count < max(minimum, 1):
+            raise InsufficientDataError(
+                f"{prepared.source}: {described} has {count} rows {where}, fewer than "
+                f"--min-group-size {minimum}; too little data to judge"
+            )
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """A prepared table split into a training and a held-out test part, with the encoder fitted
+    on the training part and both parts encoded on ``device``."""
+
+    prepared: PreparedData
+    encoder: TabularEncoder
+    train: EncodedRows
+    test: EncodedRows
+    device: torch.device
+
+
+def split_prepared(
+    prepared: PreparedData,
+    *,
+    test_size: float,
+    seed: int,
+    device: str,
+    min_group_size: int,
+) -> SplitData:
+    """Split ``prepared`` (seeded, stratified by label and group), check the test split's group
+    sizes, fit the encoder on the training part and encode both parts (shared by audit and
+    train-in, so both see the same split for the same seed)."""
+    resolved = resolve_device(device)
+    train_pos, test_pos = split_indices(prepared.y, prepared.a, test_size=test_size, seed=seed)
+    check_group_sizes(prepared, prepared.a[test_pos], min_group_size, "in the test split")
+    encoder = fit_encoder(
+        prepared.frame.iloc[train_pos], prepared.feature_columns, prepared.immutable_columns
+    )
+    return SplitData(
+        prepared=prepared,
+        encoder=encoder,
+        train=encode_rows(prepared, encoder, train_pos, resolved),
+        test=encode_rows(prepared, encoder, test_pos, resolved),
+        device=resolved,
+    )
+
+
+def carve_validation(
+    prepared: PreparedData, positions: np.ndarray, *, val_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split training ``positions`` into fit and validation positions (seeded, stratified by
+    label and group), checking the validation groups are not empty."""
+    inner_fit, inner_val = split_indices(
+        prepared.y[positions], prepared.a[positions], test_size=val_size, seed=seed
+    )
+    fit_pos, val_pos = positions[inner_fit], positions[inner_val]
+    check_group_sizes(prepared, prepared.a[val_pos], 1, "in the validation split")
+    return fit_pos, val_pos

@@ -1,0 +1,173 @@
+"""The shared rules of judgement: when a model is degenerate, how far figures fall short of
+the thresholds, how thresholds are tightened for a finite validation split, and the gate.
+
+Every method and workflow judges with these, so audit, train-in, preprocess and compare can
+never disagree about what "met" or "degenerate" means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from froc_cli.core._errors import InputError
+from froc_cli.metrics._scores import accuracy, majority_floor
+
+__all__ = [
+    "FLOOR_Z",
+    "NEAR_CONSTANT_SHARE",
+    "GateCheck",
+    "GateResult",
+    "above_floor",
+    "check_gate",
+    "is_degenerate",
+    "is_degenerate_decisions",
+    "is_near_constant",
+    "near_constant_limit",
+    "shortfall",
+    "tightened_bias_threshold",
+    "tightened_robustness_threshold",
+]
+
+# A model whose rarer decision goes to fewer than this share of rows (or half the rarer
+# label's share, when smaller) is treated as constant: it is fair and often "robust" for free.
+NEAR_CONSTANT_SHARE = 0.05
+# A model must beat the majority-class floor by this many binomial standard errors.
+FLOOR_Z = 2.0
+
+
+def above_floor(accuracy: float, floor: float, n_rows: int) -> bool:
+    """True when ``accuracy`` beats the majority-class ``floor`` by ``FLOOR_Z`` binomial
+    standard errors of the floor over ``n_rows`` rows."""
+    margin = FLOOR_Z * math.sqrt(floor * (1.0 - floor) / max(n_rows, 1))
+    return accuracy >= floor + margin
+
+
+def near_constant_limit(minority_share: float) -> float:
+    """The rarer-decision share below which decisions count as constant, for labels whose
+    rarer class has share ``minority_share``."""
+    return min(NEAR_CONSTANT_SHARE, minority_share / 2)
+
+
+def is_near_constant(decisions: np.ndarray, labels: np.ndarray) -> bool:
+    """True when the rarer decision goes to fewer rows than :func:`near_constant_limit`."""
+    share = float(np.mean(decisions)) if len(decisions) else 0.0
+    minority = float(np.mean(labels)) if len(labels) else 0.5
+    return min(share, 1.0 - share) < near_constant_limit(min(minority, 1.0 - minority))
+
+
+def is_degenerate_decisions(decisions: np.ndarray, labels: np.ndarray) -> bool:
+    """Near constant, or accuracy not clearly above the majority floor: never a success."""
+    return is_near_constant(decisions, labels) or not above_floor(
+        accuracy(decisions, labels), majority_floor(labels), len(labels)
+    )
+
+
+def is_degenerate(metrics: Mapping[str, float]) -> bool:
+    """:func:`is_degenerate_decisions` judged from reported figures.
+
+    Needs ``accuracy`` and ``majority_floor`` (False without a floor); uses
+    ``rarer_decision_share`` and ``rows`` when present.
+    """
+    acc, floor = metrics.get("accuracy", math.nan), metrics.get("majority_floor", math.nan)
+    if not math.isfinite(floor):
+        return False
+    if not math.isfinite(acc):
+        return True
+    share = metrics.get("rarer_decision_share", math.nan)
+    if math.isfinite(share) and share < near_constant_limit(1.0 - floor):
+        return True
+    rows = metrics.get("rows", math.nan)
+    if math.isfinite(rows) and rows > 0:
+        return not above_floor(acc, floor, int(rows))
+    return acc <= floor
+
+
+def shortfall(
+    bias_score: float,
+    robustness: float,
+    delta_f: float | None,
+    delta_r: float | None,
+    *,
+    degenerate: bool = False,
+) -> float:
+    """How far figures miss S_B <= ``delta_f`` and S_R >= ``delta_r``: the sum of both gaps
+    (0 when both hold), plus 1 for a degenerate model. A threshold of None is not checked; a
+    NaN figure under a checked threshold is an infinite shortfall."""
+    total = 0.0
+    for value, gap in (
+        (bias_score, None if delta_f is None else bias_score - delta_f),
+        (robustness, None if delta_r is None else delta_r - robustness),
+    ):
+        if gap is None:
+            continue
+        if not math.isfinite(value):
+            return math.inf
+        total += max(0.0, gap)
+    return total + (1.0 if degenerate else 0.0)
+
+
+def tightened_bias_threshold(
+    delta_f: float, *, y: np.ndarray, a: np.ndarray, margin: float
+) -> float:
+    """delta_F lowered by ``margin`` binomial standard errors of S_B measured on rows with
+    labels ``y`` and groups ``a`` (0 protected, 1 the rest), each group's taken at its label
+    rate, so a model chosen on these rows meets delta_F on new rows with about the
+    confidence ``margin`` asks for."""
+    y, a = np.asarray(y), np.asarray(a)
+    variance = 0.0
+    for group in (0, 1):
+        members = y[a == group]
+        rate = float(members.mean()) if len(members) else 0.5
+        variance += rate * (1 - rate) / max(len(members), 1)
+    return max(0.0, delta_f - margin * math.sqrt(variance))
+
+
+def tightened_robustness_threshold(delta_r: float, *, n_rows: int, margin: float) -> float:
+    """delta_R raised by ``margin`` binomial standard errors of S_R over ``n_rows`` rows, taken
+    at delta_R itself (the variance of a model exactly at the threshold)."""
+    return min(1.0, delta_r + margin * math.sqrt(delta_r * (1 - delta_r) / max(n_rows, 1)))
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One gate condition: ``value <= threshold`` (bias) or ``>= threshold`` (robustness)."""
+
+    metric: str
+    value: float
+    threshold: float
+    comparison: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The CI verdict: passed when every requested check holds."""
+
+    checks: tuple[GateCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        """True when every check holds (and vacuously when none were requested)."""
+        return all(check.passed for check in self.checks)
+
+
+def check_gate(
+    metrics: Mapping[str, float], *, delta_f: float | None, delta_r: float | None
+) -> GateResult:
+    """Gate: S_B <= delta_F and S_R(PGD) >= delta_R. A NaN metric never passes."""
+    checks: list[GateCheck] = []
+    if delta_f is not None:
+        value = metrics["bias_score"]
+        checks.append(GateCheck("bias_score", value, delta_f, "<=", bool(value <= delta_f)))
+    if delta_r is not None:
+        if "robustness_pgd" not in metrics:
+            raise InputError(
+                "--delta-r needs a model to attack; --predictions audits fairness only"
+            )
+        value = metrics["robustness_pgd"]
+        checks.append(GateCheck("robustness_pgd", value, delta_r, ">=", bool(value >= delta_r)))
+    return GateResult(tuple(checks))
