@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from froc_cli.metrics import _scores as m
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core import ThreatModel
 from froc_cli.metrics import Decisions, attack_decisions, evaluate_decisions
+from froc_cli.metrics import _scores as m
 from froc_cli.models import TabularNet, build_model
 
 W = [2.0, -1.0, 0.5]  # ||w||_1 = 3.5

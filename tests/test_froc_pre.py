@@ -346,7 +346,9 @@ def test_balanced_additions_raise_the_bias_of_a_retrained_model_less() -> None:
 
     def bias(model: torch.nn.Module) -> float:
         probs = torch.sigmoid(predict_logits(model, val_rows.x))
-        return float((probs[val_rows.a_numpy == 0].mean() - probs[val_rows.a_numpy == 1].mean()).abs())
+        return float(
+            (probs[val_rows.a_numpy == 0].mean() - probs[val_rows.a_numpy == 1].mean()).abs()
+        )
 
     x_adv = x
     model = fit(np.array([], dtype=np.int64))

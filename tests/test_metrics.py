@@ -19,9 +19,9 @@ from fairlearn.metrics import (
     true_positive_rate,
 )
 
-from froc_cli.metrics import _scores as m
 from froc_cli.core import InputError
 from froc_cli.metrics import Decisions, check_gate, evaluate_decisions
+from froc_cli.metrics import _scores as m
 
 # Eight rows: a=0 are rows 0-3 (protected), a=1 rows 4-7.
 Y = np.array([1, 0, 1, 0, 1, 1, 0, 1])
