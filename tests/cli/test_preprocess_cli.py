@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from test_froc_pre import make_frame
+from conftest import make_frame
 from typer.testing import CliRunner, Result
 
 from froc_cli.cli import app

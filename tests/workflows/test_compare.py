@@ -66,7 +66,7 @@ def _one_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def synthetic() -> pd.DataFrame:
     """sample_data/synthetic.csv: a planted gender bias carried by proxies (zip_area...)."""
-    return pd.read_csv(Path(__file__).resolve().parent.parent / "sample_data" / "synthetic.csv")
+    return pd.read_csv(Path(__file__).resolve().parents[2] / "sample_data" / "synthetic.csv")
 
 
 def _config(**changes: Any) -> CompareConfig:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_frame
 
 from froc_cli.attacks import FeatureSpace, make_attack
 from froc_cli.core import DataSpec, InputError, Objective, ThreatModel, TrainConfig
@@ -41,36 +42,6 @@ def _single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def make_frame(n: int = 600, seed: int = 3) -> pd.DataFrame:
-    """Credit approvals that the features predict well (accuracy ~0.85), with a gender gap
-    of ~0.35 in approval rates, partly through income. Label ``approved`` (0/1) last."""
-    rng = np.random.default_rng(seed)
-    gender = np.where(rng.random(n) < 0.45, "female", "male")
-    age = rng.integers(18, 76, size=n)
-    shift = np.where(gender == "male", 25.0, -25.0)
-    income = np.round(np.clip(rng.uniform(10.0, 200.0, size=n) + shift, 10.0, 200.0), 2)
-    education = rng.choice(["highschool", "bachelor", "master"], size=n)
-    region = rng.choice(["north", "south", "east", "west"], size=n)
-    logit = (
-        0.05 * (income - 105.0)
-        + 1.2 * (education == "master")
-        - 0.8 * (education == "highschool")
-        + 0.02 * (age - 45)
-        + np.where(gender == "male", 0.7, -0.7)
-    )
-    approved = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
-    return pd.DataFrame(
-        {
-            "age": age,
-            "income": income,
-            "education": education,
-            "region": region,
-            "gender": gender,
-            "approved": approved,
-        }
-    )
 
 
 def fast_config(**changes: Any) -> PreprocessConfig:
