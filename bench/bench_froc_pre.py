@@ -57,9 +57,13 @@ from froc_cli.core import (
     read_table,
     write_text_atomic,
 )
-from froc_cli.data import carve_validation, fit_encoder, prepare_data, split_indices
-from froc_cli.methods import PreprocessConfig, compute_augment_influence, compute_flip_influence
-from froc_cli.methods._froc_pre import _report_target, _Rows
+from froc_cli.data import carve_validation, encode_rows, fit_encoder, prepare_data, split_indices
+from froc_cli.methods import (
+    PreprocessConfig,
+    compute_augment_influence,
+    compute_flip_influence,
+    measure_target,
+)
 from froc_cli.models import build_model, train_model
 
 RESULTS = repo_root() / "bench" / "results"
@@ -178,15 +182,15 @@ def comparison_target(
     encoder = fit_encoder(prepared.frame.iloc[edit_pos], prepared.feature_columns)
     space = FeatureSpace.from_encoder(encoder)
     device = torch.device("cpu")
-    train = _Rows.of(edited, encoder, np.concatenate([edit_pos, val_pos]), device)
-    test = _Rows.of(prepared, encoder, test_pos, device)
+    train = encode_rows(edited, encoder, np.concatenate([edit_pos, val_pos]), device)
+    test = encode_rows(prepared, encoder, test_pos, device)
     data = (
         train.x,
-        torch.as_tensor(train.y_np.astype(np.float32)),
-        torch.as_tensor(train.a_np.astype(np.float32)),
+        torch.as_tensor(train.y_numpy.astype(np.float32)),
+        torch.as_tensor(train.a_numpy.astype(np.float32)),
     )
     name = "flipped rows only" if flips else "the input"
-    return _report_target(config, space, [], data, test, name).metrics
+    return measure_target(config, space, data, test, name).metrics
 
 
 def influence_round(device_name: str = "cpu") -> Callable[[], dict[str, float]]:
@@ -201,19 +205,21 @@ def influence_round(device_name: str = "cpu") -> Callable[[], dict[str, float]]:
     encoder = fit_encoder(prepared.frame.iloc[edit_pos], prepared.feature_columns)
     device = torch.device(device_name)
     space = FeatureSpace.from_encoder(encoder, device)
-    edit = _Rows.of(prepared, encoder, edit_pos, device)
-    val = _Rows.of(prepared, encoder, val_pos, device)
+    edit = encode_rows(prepared, encoder, edit_pos, device)
+    val = encode_rows(prepared, encoder, val_pos, device)
     model = build_model("mlp:128", encoder.n_features, seed=0, device=device)
     x = torch.cat([edit.x, val.x])
     y = torch.cat([edit.y, val.y])
-    a = torch.as_tensor(np.concatenate([edit.a_np, val.a_np]).astype(np.float32), device=device)
+    a = torch.as_tensor(
+        np.concatenate([edit.a_numpy, val.a_numpy]).astype(np.float32), device=device
+    )
     cfg = TrainConfig(model="mlp:128", epochs=200, seed=0, device=device_name)
     train_model(model, x, y, a, objective=Objective(), config=cfg, space=space)
     attack = ValidRecordAttack(model, space, eps=0.1, steps=10, cat_budget=1)
     adv = attack(edit.x[:10_000], edit.y[:10_000])
     x_all, y_all = torch.cat([x, adv]), torch.cat([y, edit.y[:10_000]])
     candidates = attack(edit.x[10_000:12_000], edit.y[10_000:12_000])
-    a_val = torch.as_tensor(val.a_np.astype(np.float32), device=device)
+    a_val = torch.as_tensor(val.a_numpy.astype(np.float32), device=device)
 
     def work() -> dict[str, float]:
         flip = compute_flip_influence(model, x_all, y_all, val.x, val.y, a_val, params="last")
@@ -377,38 +383,49 @@ def render(results: dict[str, Any]) -> str:
         ("compas", "COMPAS, race=African-American: --delta-f 0.05 --delta-r 0.5"),
         ("sample", "sample_data/synthetic.csv, the user's line as written"),
     ):
-        if name not in results:
-            continue
-        s = results[name]
-        lines += [f"## {title}", "", f"`{s['command']}`", ""]
-        verdict = "met" if s["met"] else "NOT met"
-        lines += [
-            f"Exit {s['exit_code']} ({verdict}): {s['reason']}.",
-            "",
-            f"Rounds {s['rounds']} (data of round {s['chosen_round']}); flipped {s['flipped']} "
-            f"({s['flip_fraction']:.1%} of {s['editable_rows']} editable rows), added "
-            f"{s['added']} ({s['augment_fraction']:.1%}). Surrogate on validation: S_B "
-            f"{s['validation']['bias_score']:.4f}, S_R {s['validation']['robustness']:.4f}, "
-            f"accuracy {s['validation']['accuracy']:.4f}.",
-            "",
-            f"Wall {s['wall_s']:.1f} s (CPU {s['cpu_s']:.1f} s, load {s['load'][0]:.1f}-"
-            f"{s['load'][1]:.1f}); rounds {s['seconds']['rounds']:.1f} s, "
-            f"{s['seconds_per_round_mean']:.2f} s per round (max "
-            f"{s['seconds_per_round_max']:.2f}); fresh targets {s['seconds']['target']:.1f} s; "
-            f"peak RSS {s['peak_rss_mib']:.0f} MiB.",
-            "",
-        ]
-        rows: list[tuple[str, dict[str, float] | None]] = [
-            ("output (flips + added rows)", s["target"]),
-            ("output without the added rows (flips only)", s.get("flips_only_target")),
-            ("input (no edits)", s.get("input_target")),
-        ]
-        lines += [*target_table(rows), ""]
-        lines += [f"Note: {note}." for note in s["notes"]]
-        if s["notes"]:
-            lines.append("")
-        if name == "adult":
-            lines += prototype_comparison(s)
+        if name in results:
+            lines += render_dataset(name, title, results[name])
+    lines += render_comparisons(results)
+    return "\n".join(lines)
+
+
+def render_dataset(name: str, title: str, s: dict[str, Any]) -> list[str]:
+    """The markdown section of one dataset's run."""
+    lines = [f"## {title}", "", f"`{s['command']}`", ""]
+    verdict = "met" if s["met"] else "NOT met"
+    lines += [
+        f"Exit {s['exit_code']} ({verdict}): {s['reason']}.",
+        "",
+        f"Rounds {s['rounds']} (data of round {s['chosen_round']}); flipped {s['flipped']} "
+        f"({s['flip_fraction']:.1%} of {s['editable_rows']} editable rows), added "
+        f"{s['added']} ({s['augment_fraction']:.1%}). Surrogate on validation: S_B "
+        f"{s['validation']['bias_score']:.4f}, S_R {s['validation']['robustness']:.4f}, "
+        f"accuracy {s['validation']['accuracy']:.4f}.",
+        "",
+        f"Wall {s['wall_s']:.1f} s (CPU {s['cpu_s']:.1f} s, load {s['load'][0]:.1f}-"
+        f"{s['load'][1]:.1f}); rounds {s['seconds']['rounds']:.1f} s, "
+        f"{s['seconds_per_round_mean']:.2f} s per round (max "
+        f"{s['seconds_per_round_max']:.2f}); fresh targets {s['seconds']['target']:.1f} s; "
+        f"peak RSS {s['peak_rss_mib']:.0f} MiB.",
+        "",
+    ]
+    rows: list[tuple[str, dict[str, float] | None]] = [
+        ("output (flips + added rows)", s["target"]),
+        ("output without the added rows (flips only)", s.get("flips_only_target")),
+        ("input (no edits)", s.get("input_target")),
+    ]
+    lines += [*target_table(rows), ""]
+    lines += [f"Note: {note}." for note in s["notes"]]
+    if s["notes"]:
+        lines.append("")
+    if name == "adult":
+        lines += prototype_comparison(s)
+    return lines
+
+
+def render_comparisons(results: dict[str, Any]) -> list[str]:
+    """The sections after the datasets: seeds, --addition-rank, influence speed, acceptance."""
+    lines: list[str] = []
     if len(results.get("adult_seeds", [])) > 1:
         lines += [
             "## Adult, spread over seeds (split, initialisations and pools all change)",
@@ -465,10 +482,11 @@ def render(results: dict[str, Any]) -> str:
         for check, passed in results["acceptance"].items():
             lines.append(f"- {check}: {'pass' if passed else 'FAIL'}")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The command line of this benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-compas", action="store_true")
     parser.add_argument("--skip-sample", action="store_true")
@@ -488,19 +506,11 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads of the runs (default: torch's)"
     )
-    args = parser.parse_args()
-    data_dir = shared_data_dir()
-    if data_dir is None:
-        print("bench_froc_pre: ../shared/data not found; skipping (nothing measured)")
-        return 0
-    results: dict[str, Any] = {
-        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "environment": {
-            "cpus": os.cpu_count(),
-            "torch_threads": args.threads or torch.get_num_threads(),
-            "versions": environment_versions(),
-        },
-    }
+    return parser.parse_args()
+
+
+def run_all(args: argparse.Namespace, data_dir: Path, results: dict[str, Any]) -> None:
+    """Every run the options ask for, their figures added to ``results``."""
     seed = ["--seed", str(args.seed)]
     if args.threads is not None:
         seed += ["--threads", str(args.threads)]
@@ -569,9 +579,13 @@ def main() -> int:
                 extra=seed[2:],
             )
             results["sample"] = summarise(run)
+
+
+def acceptance(results: dict[str, Any]) -> dict[str, bool]:
+    """The acceptance checks of the runs made."""
     adult = results["adult"]
     target = adult["target"]
-    results["acceptance"] = {
+    checks = {
         "Adult: constraints met (exit 0)": adult["exit_code"] == 0,
         "Adult: fresh target S_B <= 0.05 on the held-out split": target["bias_score"] <= 0.05,
         "Adult: fresh target accuracy >= 0.80": target["accuracy"] >= ADULT["min_accuracy"],
@@ -582,13 +596,33 @@ def main() -> int:
     }
     if "compas" in results:
         compas = results["compas"]
-        results["acceptance"]["COMPAS: met, or exit 1 with the best round"] = compas[
-            "exit_code"
-        ] == 0 or ("best round" in compas["reason"] and compas["exit_code"] == 1)
+        checks["COMPAS: met, or exit 1 with the best round"] = compas["exit_code"] == 0 or (
+            "best round" in compas["reason"] and compas["exit_code"] == 1
+        )
     if "sample" in results:
-        results["acceptance"]["sample: the user's line runs (exit 0 or 1)"] = results["sample"][
-            "exit_code"
-        ] in (0, 1)
+        checks["sample: the user's line runs (exit 0 or 1)"] = results["sample"]["exit_code"] in (
+            0,
+            1,
+        )
+    return checks
+
+
+def main() -> int:
+    args = parse_args()
+    data_dir = shared_data_dir()
+    if data_dir is None:
+        print("bench_froc_pre: ../shared/data not found; skipping (nothing measured)")
+        return 0
+    results: dict[str, Any] = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "environment": {
+            "cpus": os.cpu_count(),
+            "torch_threads": args.threads or torch.get_num_threads(),
+            "versions": environment_versions(),
+        },
+    }
+    run_all(args, data_dir, results)
+    results["acceptance"] = acceptance(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json.dumps(results, indent=2) + "\n", RESULTS / "froc_pre.json")
     write_text_atomic(render(results), RESULTS / "froc_pre.md")

@@ -33,18 +33,17 @@ from typing import Any
 
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
 
-from froc_cli.core import DataSpec, ThreatModel, TrainConfig, write_text_atomic
+from froc_cli.core import DataSpec, ProgressCallback, ThreatModel, TrainConfig, write_text_atomic
 from froc_cli.reports import plot_compare, render_compare_markdown
 from froc_cli.workflows import (
     METHOD_NAMES,
     CompareConfig,
     CompareResult,
-    ProgressEvent,
     compare_table,
 )
 
 # The (delta_F, delta_R) box per dataset: between what fairness alone and robustness alone reach
-# (plain: S_B 0.18-0.25 and S_R 0.03-0.05; adversarial training alone: S_R ~0.8 on Adult).
+# (see BENCHMARKS.md, Compare).
 DATASETS: dict[str, dict[str, Any]] = {
     "adult": {"protected": "sex", "delta_f": 0.05, "delta_r": 0.6},
     "compas": {"protected": "race", "delta_f": 0.05, "delta_r": 0.4},
@@ -69,20 +68,9 @@ def _load(dataset: str) -> tuple[Any, dict[str, Any]]:
     return load_adult(protected) if dataset == "adult" else load_compas(protected)
 
 
-def _progress(started: float) -> Any:
-    last: list[tuple[int, str]] = []
-
-    def report(event: ProgressEvent) -> None:
-        key = (event.seed, event.method)
-        if not last or last[-1] != key:
-            last.append(key)
-            print(
-                f"[{time.perf_counter() - started:7.1f}s] seed {event.seed} "
-                f"({event.repeat + 1}/{event.repeats}) step {event.step + 1}/{event.steps}: "
-                f"{event.method}",
-                file=sys.stderr,
-                flush=True,
-            )
+def _progress(started: float) -> ProgressCallback:
+    def report(line: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f}s] {line}", file=sys.stderr, flush=True)
 
     return report
 

@@ -1,8 +1,16 @@
-"""The ``froc`` command line: the only place that imports typer and rich."""
+"""The ``froc`` command line: the only place that imports typer and rich.
+
+Importing it loads typer and froc_cli's light modules only; each command imports the engine
+(torch, pandas, scikit-learn) when it runs, so help, completion and early input errors answer
+at once (bench/perf_cli.py measures it, tests/cli/test_fast_cli.py keeps it so)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from froc_cli.core._version import __version__
 
 from .audit import audit_command
 from .compare import compare_command
@@ -26,8 +34,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"froc {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the froc version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
     """Fair and robust tabular classifiers (FRoC-IN, FRoC-PRE)."""
 
 

@@ -1,17 +1,24 @@
-"""Shared pieces of the command line: options, error mapping, consoles, progress."""
+"""Shared pieces of the command line: options, error mapping, consoles, progress.
+
+Light on purpose: typer, the standard library and ``froc_cli.core``'s dependency-free modules
+only. torch, pandas, numpy and scikit-learn are imported by a command when it runs, so the
+help, shell completion and the input errors found before any work answer at once.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.console import Console
 
 from froc_cli.core._config import DataSpec, ThreatModel, TrainConfig
 from froc_cli.core._errors import FrocError, InputError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "Attack",
@@ -41,6 +48,7 @@ __all__ = [
     "Seed",
     "TargetModel",
     "Threads",
+    "check_threads",
     "data_spec",
     "guarded",
     "progress_printer",
@@ -136,10 +144,18 @@ Threads = Annotated[
 ]
 
 
-def set_threads(threads: int) -> None:
-    """Give this froc process ``threads`` torch CPU threads (the CLI owns its process)."""
+def check_threads(threads: int) -> None:
+    """Refuse a ``--threads`` below 1 (the message the engine's configs give), without torch.
+
+    Every command calls it at the same point: after its own usage checks, before any input
+    file is read."""
     if threads < 1:
         raise InputError(f"--threads {threads}: expected at least 1")
+
+
+def set_threads(threads: int) -> None:
+    """Give this froc process ``threads`` torch CPU threads (the CLI owns its process)."""
+    check_threads(threads)
     import torch  # here, not at module level: only commands that train pay for the import
 
     torch.set_num_threads(threads)
@@ -201,6 +217,8 @@ def train_config(
 
 def stdout_console() -> Console:
     """Console for results; wide enough that tables do not wrap when piped."""
+    from rich.console import Console
+
     return Console(width=None if sys.stdout.isatty() else 120, soft_wrap=False)
 
 

@@ -6,17 +6,11 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from froc_cli.core._io import read_table, write_text_atomic
-from froc_cli.metrics._rules import check_gate
-from froc_cli.models._artifact import load_model
-from froc_cli.reports._markdown import render_audit_markdown
-from froc_cli.workflows._audit import AuditConfig, AuditResult, audit_file
-from froc_cli.workflows._predict import audit_saved_model
 
 from ._common import (
     AttackSpaceOpt,
@@ -44,6 +38,7 @@ from ._common import (
     Seed,
     TargetModel,
     Threads,
+    check_threads,
     data_spec,
     guarded,
     progress_printer,
@@ -52,7 +47,10 @@ from ._common import (
     threat_model,
     train_config,
 )
-from ._render import print_audit, print_gate
+from ._precheck import check_csv_columns, check_model_file, check_table_file, safe_model_and_device
+
+if TYPE_CHECKING:
+    from froc_cli.workflows._audit import AuditConfig, AuditResult
 
 __all__ = ["audit_command"]
 
@@ -67,6 +65,10 @@ def _audit_saved(
 ) -> AuditResult:
     """``--model``: audit a saved model on DATA (no training); the protected group defaults to
     the model's."""
+    from froc_cli.core._io import read_table
+    from froc_cli.models._artifact import load_model
+    from froc_cli.workflows._predict import audit_saved_model
+
     artifact = load_model(model_file)
     same_column = protected is None or protected == artifact.protected_column
     group = split_list(protected_group) or (artifact.protected_values if same_column else None)
@@ -149,32 +151,51 @@ def audit_command(
         if report is not None and report.is_dir():
             # Refuse before training, not after: the report is written at the end.
             raise InputError(f"{report}: is a directory, expected a file name for --report")
+        spec = data_spec(
+            protected=protected or "",
+            label=label,
+            positive=positive,
+            protected_group=protected_group,
+            drop=drop,
+            immutable=immutable,
+            dropna=dropna,
+            min_group_size=min_group_size,
+        )
+        threat = threat_model(
+            eps=eps,
+            pgd_steps=pgd_steps,
+            attack_target=attack_target,
+            attack_space=attack_space,
+            cat_budget=cat_budget,
+        )
+        train = train_config(
+            model=target_model,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+        )
+        if 0.0 < test_size < 1.0:  # else AuditConfig's own message comes first, as it did
+            check_threads(threads)
+            # Before torch and pandas load: the errors the engine would find first.
+            if model_file is not None:
+                check_model_file(model_file)
+            else:
+                check_table_file(data)
+                if predictions is not None or safe_model_and_device(target_model, device):
+                    check_csv_columns(data, spec, (predictions,) if predictions else ())
+        from froc_cli.core._io import write_text_atomic
+        from froc_cli.metrics._rules import check_gate
+        from froc_cli.reports._markdown import render_audit_markdown
+        from froc_cli.workflows._audit import AuditConfig, audit_file
+
+        from ._render import print_audit, print_gate
+
         config = AuditConfig(
-            data=data_spec(
-                protected=protected or "",
-                label=label,
-                positive=positive,
-                protected_group=protected_group,
-                drop=drop,
-                immutable=immutable,
-                dropna=dropna,
-                min_group_size=min_group_size,
-            ),
-            threat=threat_model(
-                eps=eps,
-                pgd_steps=pgd_steps,
-                attack_target=attack_target,
-                attack_space=attack_space,
-                cat_budget=cat_budget,
-            ),
-            train=train_config(
-                model=target_model,
-                epochs=epochs,
-                lr=lr,
-                batch_size=batch_size,
-                seed=seed,
-                device=device,
-            ),
+            data=spec,
+            threat=threat,
+            train=train,
             test_size=test_size,
             ci=ci,
             n_resamples=bootstrap,

@@ -5,40 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from froc_cli.core._io import write_text_atomic
-from froc_cli.reports._compare_markdown import (
-    COLUMN_TITLES,
-    both_met_text,
-    format_mean_sd,
-    render_compare_markdown,
-)
-from froc_cli.reports._plot import check_plot_target, plot_compare
-from froc_cli.workflows._compare import (
-    DEFAULT_LAMBDAS,
-    METHOD_NAMES,
-    TABLE_METRICS,
-    CompareConfig,
-    CompareResult,
-    ProgressEvent,
-    compare_file,
-)
 
 from ._common import (
     AttackSpaceOpt,
@@ -65,13 +37,22 @@ from ._common import (
     Seed,
     TargetModel,
     Threads,
+    check_threads,
     data_spec,
     guarded,
+    progress_printer,
     split_list,
     stdout_console,
     threat_model,
     train_config,
 )
+from ._defaults import DEFAULT_LAMBDAS, METHOD_NAMES
+from ._precheck import check_csv_columns, check_table_file
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from froc_cli.workflows._compare import CompareResult
 
 __all__ = ["compare_command", "parse_numbers"]
 
@@ -101,52 +82,6 @@ def _command_line() -> str | None:
     return None
 
 
-@contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[ProgressEvent], None]]:
-    """A rich progress bar on stderr (a terminal), one line per method otherwise."""
-    if quiet:
-        yield lambda _: None
-        return
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        last: list[tuple[int, str]] = []
-
-        def line(event: ProgressEvent) -> None:
-            key = (event.seed, event.method)
-            if not last or last[-1] != key:
-                last.append(key)
-                typer.echo(
-                    f"froc: [{min(event.step + 1, event.steps)}/{event.steps}] seed {event.seed} "
-                    f"({event.repeat + 1}/{event.repeats}): {event.method}",
-                    err=True,
-                )
-
-        yield line
-        return
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[detail]}"),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task("starting", total=None, detail="")
-
-        def update(event: ProgressEvent) -> None:
-            bar.update(
-                task,
-                total=event.steps,
-                completed=event.step,
-                description=f"seed {event.seed} ({event.repeat + 1}/{event.repeats}) "
-                f"{event.method}",
-                detail=event.detail[:60],
-            )
-
-        yield update
-
-
 _SHORT_TITLES: dict[str, str] = {
     "accuracy": "acc.",
     "bias_score": "S_B",
@@ -159,6 +94,11 @@ _SHORT_TITLES: dict[str, str] = {
 
 
 def _print_table(console: Console, result: CompareResult) -> None:
+    from rich.table import Table
+
+    from froc_cli.reports._compare_markdown import COLUMN_TITLES, both_met_text, format_mean_sd
+    from froc_cli.workflows._compare import TABLE_METRICS
+
     cfg = result.config
     seeds = ", ".join(map(str, cfg.seeds))
     table = Table(
@@ -334,35 +274,49 @@ def compare_command(
 
     def run() -> int:
         if plot is not None:
+            from froc_cli.reports._plot import check_plot_target
+
             check_plot_target(plot)
+        spec = data_spec(
+            protected=protected,
+            label=label,
+            positive=positive,
+            protected_group=protected_group,
+            drop=drop,
+            immutable=immutable,
+            dropna=dropna,
+            min_group_size=min_group_size,
+        )
+        threat = threat_model(
+            eps=eps,
+            pgd_steps=pgd_steps,
+            attack_target=attack_target,
+            attack_space=attack_space,
+            cat_budget=cat_budget,
+        )
+        train = train_config(
+            model=target_model,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+        )
+        # Before torch and pandas load: the input errors the engine would find first.
+        check_threads(threads)
+        check_table_file(data)
+        check_csv_columns(data, spec)
+        from froc_cli.core._io import write_text_atomic
+        from froc_cli.reports._compare_markdown import render_compare_markdown
+        from froc_cli.reports._plot import plot_compare
+        from froc_cli.workflows._compare import CompareConfig, compare_file
+
         config = CompareConfig(
-            data=data_spec(
-                protected=protected,
-                label=label,
-                positive=positive,
-                protected_group=protected_group,
-                drop=drop,
-                immutable=immutable,
-                dropna=dropna,
-                min_group_size=min_group_size,
-            ),
+            data=spec,
             delta_f=delta_f,
             delta_r=delta_r,
-            threat=threat_model(
-                eps=eps,
-                pgd_steps=pgd_steps,
-                attack_target=attack_target,
-                attack_space=attack_space,
-                cat_budget=cat_budget,
-            ),
-            train=train_config(
-                model=target_model,
-                epochs=epochs,
-                lr=lr,
-                batch_size=batch_size,
-                seed=seed,
-                device=device,
-            ),
+            threat=threat,
+            train=train,
             test_size=test_size,
             val_size=val_size,
             repeats=repeats,
@@ -380,8 +334,8 @@ def compare_command(
         )
         if methods is not None and not config.methods:
             raise InputError(f"--methods {methods!r}: expected some of {', '.join(METHOD_NAMES)}")
-        with _progress(quiet) as progress:
-            result = compare_file(data, config, progress=progress, command=_command_line())
+        progress = progress_printer(quiet)  # one line per step on stderr
+        result = compare_file(data, config, progress=progress, command=_command_line())
         exit_code = EXIT_OK if result.any_meets_both else EXIT_CONSTRAINTS_NOT_MET
         if plot is not None:
             plot_compare(result, plot)

@@ -9,11 +9,20 @@ from typing import Annotated
 import typer
 
 from froc_cli.core._errors import InputError
-from froc_cli.core._io import read_table, write_table_atomic
-from froc_cli.models._artifact import load_model
-from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table
 
-from ._common import DataPath, Device, JsonFlag, Quiet, guarded, split_list, stdout_console
+from ._common import (
+    DataPath,
+    Device,
+    JsonFlag,
+    Quiet,
+    Threads,
+    check_threads,
+    guarded,
+    set_threads,
+    split_list,
+    stdout_console,
+)
+from ._precheck import check_model_file
 
 __all__ = ["predict_command"]
 
@@ -35,6 +44,7 @@ def predict_command(
         ),
     ] = None,
     device: Device = "cpu",
+    threads: Threads = 1,
     json_output: JsonFlag = False,
     quiet: Quiet = False,
 ) -> None:
@@ -50,6 +60,14 @@ def predict_command(
     def run() -> int:
         if output.resolve() == data.resolve():
             raise InputError(f"--output {output}: is the input file; froc never overwrites input")
+        check_threads(threads)
+        # Before torch and pandas load: the first error the engine would find.
+        check_model_file(model_file)
+        from froc_cli.core._io import read_table, write_table_atomic
+        from froc_cli.models._artifact import load_model
+        from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table
+
+        set_threads(threads)
         artifact = load_model(model_file)
         frame = read_table(data)
         prediction = predict_table(

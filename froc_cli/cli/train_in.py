@@ -6,30 +6,12 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from froc_cli.core._config import DataSpec
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from froc_cli.core._io import TABLE_SUFFIXES, read_table, write_table_atomic
-from froc_cli.methods._froc_in import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_EPOCHS,
-    EpochProgress,
-    FrocInConfig,
-)
-from froc_cli.reports._markdown import METRIC_LABELS, format_number
-from froc_cli.workflows._train_in import (
-    TrainInConfig,
-    TrainInResult,
-    save_train_in_model,
-    train_in_table,
-)
 
 from ._common import (
     Attack,
@@ -56,6 +38,7 @@ from ._common import (
     Seed,
     TargetModel,
     Threads,
+    check_threads,
     data_spec,
     guarded,
     progress_printer,
@@ -64,8 +47,22 @@ from ._common import (
     threat_model,
     train_config,
 )
+from ._defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
+from ._precheck import TABLE_SUFFIXES, check_csv_columns, check_table_file
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from froc_cli.methods._froc_in import EpochProgress
+    from froc_cli.workflows._train_in import TrainInResult
 
 __all__ = ["train_in_command"]
+
+# FrocInConfig's message when neither is given (tests/cli/test_fast_cli.py holds them equal).
+NO_WEIGHTS_NOR_THRESHOLDS = (
+    "give --lambda-f/--lambda-r (weights of eq. 10) or --delta-f/--delta-r "
+    "(thresholds to search the weights for)"
+)
 
 _VERDICT_TEXT = {
     "met": "[green]thresholds met[/] on validation and on the held-out test split",
@@ -94,6 +91,9 @@ def _live_progress(
     """A rich progress bar on stderr showing the fit, epoch, S_B and S_R as they come, and the
     function that prints stage messages above it (only on a terminal: piped stderr gets the
     one-line stage messages alone)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
         yield None, progress_printer(not enabled)
@@ -129,6 +129,10 @@ def _live_progress(
 
 
 def _print_result(console: Console, result: TrainInResult, model_note: str) -> None:
+    from rich.table import Table
+
+    from froc_cli.reports._markdown import METRIC_LABELS, format_number
+
     froc = result.config.froc
     outcome = result.outcome
     given = "given" if outcome.mode == "given" else "chosen by the search"
@@ -317,7 +321,7 @@ def train_in_command(
             if path is not None and path.is_dir():
                 # Refuse before training, not after: the files are written at the end.
                 raise InputError(f"{option} {path}: is a directory, expected a file name")
-        set_threads(threads)
+        check_threads(threads)
         spec: DataSpec = data_spec(
             protected=protected,
             label=label,
@@ -328,6 +332,37 @@ def train_in_command(
             dropna=dropna,
             min_group_size=min_group_size,
         )
+        threat = threat_model(
+            eps=eps,
+            pgd_steps=pgd_steps,
+            attack_target=attack_target,
+            attack_space=attack_space,
+            cat_budget=cat_budget,
+        )
+        train = train_config(
+            model=target_model,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size or None,
+            seed=seed,
+            device=device,
+        )
+        if all(value is None for value in (lambda_f, lambda_r, delta_f, delta_r)):
+            raise InputError(NO_WEIGHTS_NOR_THRESHOLDS)  # FrocInConfig's first usage error
+        # Before torch and pandas load: the input errors the engine would find first.
+        check_table_file(data)
+        check_csv_columns(data, spec)
+        import pandas as pd
+
+        from froc_cli.core._io import read_table, write_table_atomic
+        from froc_cli.methods._froc_in import FrocInConfig
+        from froc_cli.workflows._train_in import (
+            TrainInConfig,
+            save_train_in_model,
+            train_in_table,
+        )
+
+        set_threads(threads)
         config = TrainInConfig(
             data=spec,
             froc=FrocInConfig(
@@ -336,21 +371,8 @@ def train_in_command(
                 delta_f=delta_f,
                 delta_r=delta_r,
                 attack=attack,  # type: ignore[arg-type]  # validated in __post_init__
-                threat=threat_model(
-                    eps=eps,
-                    pgd_steps=pgd_steps,
-                    attack_target=attack_target,
-                    attack_space=attack_space,
-                    cat_budget=cat_budget,
-                ),
-                train=train_config(
-                    model=target_model,
-                    epochs=epochs,
-                    lr=lr,
-                    batch_size=batch_size or None,
-                    seed=seed,
-                    device=device,
-                ),
+                threat=threat,
+                train=train,
                 val_size=val_size,
                 patience=patience,
                 margin=margin,

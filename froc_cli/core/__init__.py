@@ -25,6 +25,7 @@ from froc_cli.core._errors import (
     InputError,
     InsufficientDataError,
     ModelFileError,
+    NumericError,
 )
 from froc_cli.core._progress import (
     ProgressCallback,
@@ -86,6 +87,7 @@ __all__ = [
     "InputError",
     "InsufficientDataError",
     "ModelFileError",
+    "NumericError",
     "Objective",
     "ProgressCallback",
     "ThreatModel",

@@ -15,6 +15,7 @@ __all__ = [
     "InputError",
     "InsufficientDataError",
     "ModelFileError",
+    "NumericError",
 ]
 
 EXIT_OK = 0
@@ -43,3 +44,14 @@ class InsufficientDataError(FrocError):
     """A group has too few rows to judge: too little data is never a pass."""
 
     exit_code = EXIT_INSUFFICIENT_DATA
+
+
+class NumericError(InputError):
+    """A computation failed on NaN or infinite numbers: a loss that diverged, a value that
+    overflowed.
+
+    A subclass of :class:`InputError` (exit code 2): in froc the numbers go non-finite because
+    of what the user passed, a learning rate too large for the data (``--lr 1e39``) or a column
+    with extreme values, and the message names the setting to change. (``--lr nan`` itself is
+    refused up front as a plain InputError.)
+    """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,17 @@ class PreparedData:
     def n_rows(self) -> int:
         """Rows after cleaning."""
         return len(self.frame)
+
+    def label_cell_values(self, frame: pd.DataFrame) -> tuple[Any, Any]:
+        """The cells written for a favourable and an unfavourable label in ``frame`` (the
+        table this was prepared from): each outcome's most common original value, in the
+        file's own type (ties: the first seen)."""
+        column = frame[self.label_column].iloc[np.asarray(self.frame.index)]
+        values: list[Any] = []
+        for outcome in (1.0, 0.0):
+            counts = column[self.y == outcome].value_counts(sort=False)
+            values.append(counts.index[int(np.argmax(counts.to_numpy()))])
+        return values[0], values[1]
 
     def describe_protected_group(self) -> str:
         """``sex in {Female}`` style description of group a=0."""

@@ -14,20 +14,20 @@ validation rows, test rows and rows ``--dropna`` skipped are unmodified), then t
 adversarial rows, with the input's columns, names, order and dtypes.
 
 An outside trainer fits the whole output, unmodified rows included, and unmodified rows
-dilute the edits (measured on Adult: a fresh target trained without the validation rows had
-S_B 0.059, with them 0.088). So the surrogate trains on what the trainer gets minus the test
-rows (edited rows, validation rows as they are, added rows), and so does the fresh target the
-report describes. Validation rows are never edited nor adversarial sources, so S_R on them is
-not measured on rows whose adversarial copies were trained on. The test rows still dilute the
-edits for the trainer (unmeasurable without a further held-out split): a smaller
-``test_size`` dilutes less.
+dilute the edits (a fresh target trained with the validation rows is less fair than one
+trained without them; see BENCHMARKS.md). So the surrogate trains on what the trainer gets
+minus the test rows (edited rows, validation rows as they are, added rows), and so does the
+fresh target the report describes. Validation rows are never edited nor adversarial sources,
+so S_R on them is not measured on rows whose adversarial copies were trained on. The test rows
+still dilute the edits for the trainer (unmeasurable without a further held-out split): a
+smaller ``test_size`` dilutes less.
 
 Algorithm 1, with the fixes the issue asks for
 ----------------------------------------------
 Each round trains the surrogate: round 1 from scratch (``epochs`` full-batch Adam epochs at
 ``lr``), later rounds a warm start of ``warm_epochs`` epochs at ``warm_lr`` that continues the
-same Adam (a fresh Adam per round made S_B and S_R alternate between rounds by about 0.01).
-It measures S_B and S_R on the validation rows, against the thresholds tightened by
+same Adam (a fresh Adam per round made S_B and S_R alternate between rounds; see
+BENCHMARKS.md). It measures S_B and S_R on the validation rows, against the thresholds tightened by
 ``margin`` binomial standard errors. Otherwise, in this order:
 
 * if S_B is too high, it flips the labels of the editable rows whose flip the influence
@@ -35,7 +35,7 @@ It measures S_B and S_R on the validation rows, against the thresholds tightened
   principles and checked against retraining in ``_influence``, not eqs. 18-19 as printed,
   which pick the rows that raise the bias), never a row already flipped. A row's adversarial
   copy is flipped with it, and its predicted effect is counted with the row's (first-order
-  effects add; eq. 21's score is recomputed from the sums);
+  effects add; eq. 21's score, ``fairness_accuracy_score``, is recomputed from the sums);
 * if S_R is too low, it crafts valid adversarial rows (``ValidRecordAttack``: numeric moves
   within eps and the column's training range on its grid, integers kept, up to
   ``cat_budget`` real category switches, immutable columns unchanged; the protected column
@@ -43,21 +43,21 @@ It measures S_B and S_R on the validation rows, against the thresholds tightened
   label after this round's flips, and adds those of smallest accuracy influence I_U (eq. 22),
   decoded to records: the surrogate trains on exactly what is written. A round's candidates
   are a seeded random pool of twice as many free rows as it adds (the paper ranks all of
-  them: measured on Adult, a pool four times larger reached S_R 0.57 after adding 66% of the
-  rows, twice larger 0.60 after 55%, since eq. 22 favours rows the surrogate already gets
-  right). With ``addition_rank="balanced"`` the pool is ranked by the sum of each row's rank
-  by I_U and by its first-order effect on F (``compute_addition_influence``), since the rows
-  eq. 22 picks bring part of the bias back and cost extra flips.
+  them; larger pools reached a lower S_R after adding more rows, since eq. 22 favours rows
+  the surrogate already gets right: see BENCHMARKS.md). With ``addition_rank="balanced"``
+  the pool is ranked by the sum of each row's rank by I_U and by its first-order effect on F
+  (``compute_addition_influence``), since the rows eq. 22 picks bring part of the bias back
+  and cost extra flips.
 
 Stopping. When the surrogate meets both targets, a fresh ``target_model`` is fitted to the
 round's data (what the outside trainer gets, minus the test rows) and must meet the S_B
 target on validation too, and not be degenerate (near constant, or no better than the
 majority class). Influence-picked flips suit the surrogate they were computed on: a fresh fit
-is usually less fair (Adult: validation S_B 0.047-0.059 where the surrogate had 0.026-0.040).
-A failed confirmation lowers the surrogate's S_B target by the measured gap. The fresh fit's
-S_R is reported, not gated: static augmentation's white-box robustness varies from one fresh
-fit to the next (Adult: 0.39 to 0.64 on validation for fits of nearly the same data). That
-confirmed fit is the target the report measures on the test rows.
+is usually less fair than the surrogate on validation (see BENCHMARKS.md). A failed
+confirmation lowers the surrogate's S_B target by the measured gap. The fresh fit's S_R is
+reported, not gated: static augmentation's white-box robustness varies widely from one fresh
+fit to the next, even for fits of nearly the same data (see BENCHMARKS.md). That confirmed fit
+is the target the report measures on the test rows.
 
 Step: ``step`` rows (l) per round, more while far from the targets. Flips: the number of
 best-scoring rows whose summed predicted change of F closes a quarter of the remaining gap,
@@ -73,6 +73,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -84,7 +86,7 @@ from torch import nn
 from froc_cli.attacks import FeatureSpace, ValidRecordAttack, make_attack
 from froc_cli.core._config import DataSpec, Objective, ThreatModel, TrainConfig
 from froc_cli.core._device import resolve_device
-from froc_cli.core._errors import InputError
+from froc_cli.core._errors import FrocError, InputError, NumericError
 from froc_cli.core._io import to_jsonable, to_python
 from froc_cli.core._progress import ProgressCallback, silent
 from froc_cli.core._version import environment_versions
@@ -96,6 +98,7 @@ from froc_cli.methods._influence import (
     compute_addition_influence,
     compute_augment_influence,
     compute_flip_influence,
+    fairness_accuracy_score,
 )
 from froc_cli.metrics import _scores as m
 from froc_cli.metrics._evaluate import attack_in_chunks
@@ -117,6 +120,7 @@ __all__ = [
     "RobustnessKind",
     "RoundRecord",
     "TargetReport",
+    "measure_target",
     "preprocess_table",
 ]
 
@@ -147,8 +151,8 @@ class PreprocessConfig:
     surrogate's. ``addition_rank`` picks the adversarial rows to add: ``"accuracy"`` by the
     smallest accuracy influence I_U alone (eq. 22, the paper), ``"balanced"`` by the sum of
     their ranks by I_U and by their predicted effect on the bias F, so that fewer flips are
-    needed to undo the bias the additions bring (Adult, seed 0: 9.2% of labels flipped
-    instead of 12.5%, in 36 rounds instead of 21; see BENCHMARKS.md).
+    needed to undo the bias the additions bring (fewer flips in more rounds; see
+    BENCHMARKS.md).
     """
 
     data: DataSpec
@@ -444,6 +448,18 @@ def _threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:
     return variants
 
 
+def _require_finite_model(model: nn.Module, what: str, config: PreprocessConfig) -> None:
+    """Raise :class:`NumericError` when training left ``model`` with NaN or infinite weights
+    (a NaN or infinite loss on the way): every figure measured on it would be meaningless."""
+    if all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return
+    raise NumericError(
+        f"{what} has NaN or infinite weights after training (its loss diverged at --lr "
+        f"{config.lr:g}, --warm-lr {config.warm_lr or config.lr:g}): try a smaller --lr or "
+        "--warm-lr, or check the numeric columns for huge values"
+    )
+
+
 def _fit_target(
     config: PreprocessConfig,
     n_features: int,
@@ -461,23 +477,31 @@ def _fit_target(
         space=space,
         epochs=config.target_epochs,
     )
+    _require_finite_model(model, f"a fresh {config.target_model}", config)
     return model
 
 
-def _report_target(
+def measure_target(
     config: PreprocessConfig,
     space: FeatureSpace,
-    models: list[nn.Module],
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     test: EncodedRows,
     trained_on: str,
+    models: Sequence[nn.Module] = (),
 ) -> TargetReport:
-    """The fresh target (``models[0]``, seed) measured on the held-out rows; transfer attacks
-    are crafted on its twin (``models[1]``, seed + 1), both trained here when missing."""
+    """A fresh ``config.target_model`` trained with plain BCE on ``data`` (features, labels,
+    groups) and measured on the held-out ``test`` rows: accuracy, majority floor, S_B, and
+    white-box and transfer S_R in every attack space of ``config.threat``.
+
+    The target is ``models[0]`` (seed ``config.seed``) and transfer attacks are crafted on its
+    twin ``models[1]`` (seed + 1); those missing are trained here. ``trained_on`` says in
+    words what ``data`` is, for the report.
+    """
     n_features = int(data[0].shape[1])
-    while len(models) < 2:
-        models.append(_fit_target(config, n_features, space, data, config.seed + len(models)))
-    target, twin = models[:2]
+    fitted = list(models)
+    while len(fitted) < 2:
+        fitted.append(_fit_target(config, n_features, space, data, config.seed + len(fitted)))
+    target, twin = fitted[:2]
     pred = _decisions(target, test.x)
     metrics = {
         "accuracy": m.accuracy(pred, test.y_numpy),
@@ -499,16 +523,6 @@ def _report_target(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# the algorithm
-
-
-def _step_rows(config: PreprocessConfig, n_editable: int) -> int:
-    if config.step < 1:
-        return max(1, round(config.step * n_editable))
-    return int(config.step)
-
-
 def _validation_score(
     surrogate: nn.Module,
     attacker: nn.Module,
@@ -518,6 +532,8 @@ def _validation_score(
     round_no: int,
     state: _State,
 ) -> RoundRecord:
+    """Algorithm 1, line 6: S_B (eq. 7) and S_R (eq. 8, PGD crafted on ``attacker``) of
+    ``surrogate`` on the validation rows, with its accuracy and the edits so far."""
     pred = _decisions(surrogate, val.x)
     x_adv = _adversarial(attacker, val.x, val.y, space, threat)
     return RoundRecord(
@@ -532,16 +548,36 @@ def _validation_score(
     )
 
 
-def preprocess_table(
-    frame: pd.DataFrame,
-    config: PreprocessConfig,
-    *,
-    source: str,
-    progress: ProgressCallback = silent,
-) -> PreprocessResult:
-    """Run FRoC-PRE on ``frame`` (see the module docstring); never writes anything."""
-    started = time.perf_counter()
-    seconds: dict[str, float] = {}
+# --------------------------------------------------------------------------------------------
+# Algorithm 1, step by step (docs/paper-map.md maps every line to its function)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The working context of one run, fixed before the first round: the settings, the input
+    and its prepared roles, the encoder and attack space, the editable, validation and test
+    rows encoded on the device, the edit limits and the tightened validation targets."""
+
+    config: PreprocessConfig
+    frame: pd.DataFrame
+    prepared: PreparedData
+    encoder: TabularEncoder
+    space: FeatureSpace
+    device: torch.device
+    edit: EncodedRows
+    val: EncodedRows
+    test: EncodedRows
+    max_flips: int
+    max_adds: int
+    targets: tuple[float, float]
+
+
+def _prepare_run(frame: pd.DataFrame, config: PreprocessConfig, source: str) -> _Run:
+    """Algorithm 1's input (A, X, Y): the editable rows, once the seeded test and validation
+    splits are held out (see "Splits" in the module docstring); the encoder is fitted on the
+    editable rows. The |F| < m and |R| < n bounds of lines 10 and 17 become the edit limits
+    ``max_flip_frac`` and ``max_augment_frac``, and delta_F, delta_R the thresholds tightened
+    by ``margin`` standard errors on the validation rows."""
     prepared = prepare_data(frame, config.data, source=source)
     device = resolve_device(config.device)
     rest, test_pos = split_indices(
@@ -554,228 +590,390 @@ def preprocess_table(
     encoder = fit_encoder(
         prepared.frame.iloc[edit_pos], prepared.feature_columns, prepared.immutable_columns
     )
-    space = FeatureSpace.from_encoder(encoder, device)
     val = encode_rows(prepared, encoder, val_pos, device)
-    test = encode_rows(prepared, encoder, test_pos, device)
-    edit = encode_rows(prepared, encoder, edit_pos, device)
-    state = _State(x=edit.x, y0=prepared.y[edit_pos].copy(), a=prepared.a[edit_pos].copy())
     n_edit = len(edit_pos)
-    max_flips = math.floor(config.max_flip_frac * n_edit)
-    max_adds = math.floor(config.max_augment_frac * n_edit)
-    targets = (
-        tightened_bias_threshold(
-            config.delta_f, y=val.y_numpy, a=val.a_numpy, margin=config.margin
-        ),
-        tightened_robustness_threshold(
-            config.delta_r, n_rows=len(val.y_numpy), margin=config.margin
+    return _Run(
+        config=config,
+        frame=frame,
+        prepared=prepared,
+        encoder=encoder,
+        space=FeatureSpace.from_encoder(encoder, device),
+        device=device,
+        edit=encode_rows(prepared, encoder, edit_pos, device),
+        val=val,
+        test=encode_rows(prepared, encoder, test_pos, device),
+        max_flips=math.floor(config.max_flip_frac * n_edit),
+        max_adds=math.floor(config.max_augment_frac * n_edit),
+        targets=(
+            tightened_bias_threshold(
+                config.delta_f, y=val.y_numpy, a=val.a_numpy, margin=config.margin
+            ),
+            tightened_robustness_threshold(
+                config.delta_r, n_rows=len(val.y_numpy), margin=config.margin
+            ),
         ),
     )
-    seconds["prepare"] = time.perf_counter() - started
 
-    train_cfg = TrainConfig(
-        model=config.surrogate, lr=config.lr, seed=config.seed, batch_size=config.batch_size
+
+def _initial_state(run: _Run) -> _State:
+    """Algorithm 1, lines 1-3: (A^(0), X^(0), Y^(0)) = (A, X, Y), no flipped labels (F = {}),
+    no adversarial rows (R = {})."""
+    positions = run.edit.positions
+    return _State(
+        x=run.edit.x, y0=run.prepared.y[positions].copy(), a=run.prepared.a[positions].copy()
     )
-    warm_lr = config.warm_lr or config.lr
-    twin_wanted = config.robustness == "transfer"
 
-    def fresh_surrogates() -> list[nn.Module]:
-        """The surrogate (and, for transfer robustness, its twin: seed + 1), untrained."""
-        seeds = (config.seed, config.seed + 1) if twin_wanted else (config.seed,)
-        return [
-            build_model(config.surrogate, encoder.n_features, seed=seed, device=device)
+
+def _opening_line(run: _Run) -> str:
+    config, targets = run.config, run.targets
+    return (
+        f"{len(run.edit)} editable rows, {len(run.val)} validation, {len(run.test)} held out; "
+        f"surrogate {config.surrogate} on {run.device}; stop at validation S_B <= "
+        f"{targets[0]:.4f} and S_R >= {targets[1]:.4f} (thresholds tightened by "
+        f"{config.margin:g} standard error), S_B confirmed on a fresh {config.target_model}"
+    )
+
+
+class _Surrogates:
+    """The surrogate M_S (and, for transfer robustness, its twin: seed + 1) with one Adam
+    optimiser each, kept across the rounds."""
+
+    def __init__(self, run: _Run) -> None:
+        config = run.config
+        seeds = (
+            (config.seed, config.seed + 1) if config.robustness == "transfer" else (config.seed,)
+        )
+        self.run = run
+        self.models = [
+            build_model(config.surrogate, run.encoder.n_features, seed=seed, device=run.device)
             for seed in seeds
         ]
+        self.optimizers = [torch.optim.Adam(m.parameters(), lr=config.lr) for m in self.models]
+        self.train_cfg = TrainConfig(
+            model=config.surrogate, lr=config.lr, seed=config.seed, batch_size=config.batch_size
+        )
 
-    optimizers: dict[int, torch.optim.Optimizer] = {}
-
-    def fit(models: list[nn.Module], data: tuple[torch.Tensor, ...], warm_round: int) -> None:
-        """Train from scratch (warm_round 0) or warm-start for ``warm_epochs``, continuing the
-        same Adam (its moments kept: no restart jolt) at ``warm_lr``."""
-        for model in models:
-            if id(model) not in optimizers:
-                optimizers[id(model)] = torch.optim.Adam(model.parameters(), lr=config.lr)
-            optimizer = optimizers[id(model)]
+    def fit(self, data: tuple[torch.Tensor, ...], round_no: int) -> None:
+        """Algorithm 1, line 5: train M_S^(i) on round i's data. Round 1 trains from scratch
+        (``epochs`` at ``lr``); later rounds warm-start for ``warm_epochs`` at ``warm_lr``,
+        continuing the same Adam (its moments kept: no restart jolt)."""
+        config = self.run.config
+        warm_round = round_no - 1
+        for model, optimizer in zip(self.models, self.optimizers, strict=True):
             for group in optimizer.param_groups:
-                group["lr"] = warm_lr if warm_round else config.lr
+                group["lr"] = (config.warm_lr or config.lr) if warm_round else config.lr
             train_model(
                 model,
                 *data,
                 objective=Objective(),
-                config=replace(train_cfg, seed=config.seed + warm_round),
-                space=space,
+                config=replace(self.train_cfg, seed=config.seed + warm_round),
+                space=self.run.space,
                 epochs=config.warm_epochs if warm_round else config.epochs,
                 optimizer=optimizer,
             )
+            _require_finite_model(
+                model, f"the surrogate {config.surrogate} (round {round_no})", config
+            )
 
+
+@dataclass
+class _Rounds:
+    """What the rounds measured and decided: the surrogate's trajectory, the fresh-target
+    checks, the confirmed fresh target and twin, why the rounds stopped, and ``offset``: how
+    much lower the warm surrogate's S_B was than a fresh fit's of the same data at the failed
+    confirmations (the surrogate's S_B target absorbs it)."""
+
+    stop_reason: str
+    trajectory: list[RoundRecord] = field(default_factory=list)
+    checks: list[RoundRecord] = field(default_factory=list)
+    confirmed: list[nn.Module] = field(default_factory=list)
+    offset: float = 0.0
+
+    def warm_targets(self, targets: tuple[float, float]) -> tuple[float, float]:
+        """The surrogate's (S_B, S_R) targets: S_B lowered by the measured offset."""
+        return (targets[0] - self.offset, targets[1])
+
+
+def _run_rounds(run: _Run, state: _State, progress: ProgressCallback) -> _Rounds:
+    """Algorithm 1, lines 4-23: for i = 1 to L (``rounds``), train the surrogate (line 5),
+    measure it (line 6), stop when both targets hold and a fresh target confirms S_B (lines
+    7-8), else flip (lines 10-16) and add (lines 17-23); ``state`` holds the edits."""
+    config = run.config
+    rounds = _Rounds(stop_reason=f"budget of {config.rounds} rounds spent")
     rng = np.random.default_rng(config.seed)
-    trajectory: list[RoundRecord] = []
-    checks: list[RoundRecord] = []
-    confirmed: list[nn.Module] = []
-    # How much lower the warm surrogate's S_B is than a fresh target fit's of the same data,
-    # measured at each failed confirmation: the surrogate's S_B target absorbs it.
-    offset = 0.0
-    stop_reason = f"budget of {config.rounds} rounds spent"
-    progress(
-        f"{n_edit} editable rows, {len(val_pos)} validation, {len(test_pos)} held out; "
-        f"surrogate {config.surrogate} on {device}; stop at validation S_B <= {targets[0]:.4f} "
-        f"and S_R >= {targets[1]:.4f} (thresholds tightened by {config.margin:g} standard "
-        f"error), S_B confirmed on a fresh {config.target_model}"
-    )
-    mark = time.perf_counter()
-    models = fresh_surrogates()
+    surrogates = _Surrogates(run)
     for round_no in range(1, config.rounds + 1):
         round_start = time.perf_counter()
-        data = state.training_set(val)
-        x_tr, y_tr, _ = data
-        fit(models, data, round_no - 1)
-        surrogate = models[0]
+        data = state.training_set(run.val)
+        surrogates.fit(data, round_no)
+        surrogate = surrogates.models[0]
         record = _validation_score(
-            surrogate, models[-1], val, space, config.threat, round_no, state
+            surrogate, surrogates.models[-1], run.val, run.space, config.threat, round_no, state
         )
-        warm_targets = (targets[0] - offset, targets[1])
-        if record.violation(*warm_targets) == 0.0:
-            # Confirm S_B on what the outside trainer will get: a fresh target fit of this
-            # data (see "Stopping" in the module docstring).
-            fresh = [_fit_target(config, encoder.n_features, space, data, config.seed)]
-            if twin_wanted:
-                fresh.append(_fit_target(config, encoder.n_features, space, data, config.seed + 1))
-            check = _validation_score(
-                fresh[0], fresh[-1], val, space, config.threat, round_no, state
-            )
-            checks.append(check)
-            progress(
-                f"round {round_no}: surrogate S_B {record.bias_score:.4f} S_R "
-                f"{record.robustness:.4f}; fresh {config.target_model}: S_B "
-                f"{check.bias_score:.4f} S_R {check.robustness:.4f}"
-                + (" (degenerate)" if check.degenerate else "")
-            )
-            if check.bias_score <= targets[0] and not check.degenerate:
-                trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
-                confirmed = fresh
-                stop_reason = (
-                    f"both constraints met on validation at round {round_no} by the surrogate "
-                    f"and by a fresh {config.target_model}"
-                )
-                break
-            if check.degenerate:
-                trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
-                stop_reason = f"a fresh {config.target_model} is degenerate at round {round_no}"
-                break
-            offset = max(offset, check.bias_score - record.bias_score)
-            warm_targets = (targets[0] - offset, targets[1])
-        need_f = record.bias_score > warm_targets[0]
-        need_r = record.robustness < warm_targets[1]
-        can_flip = need_f and state.n_flipped < max_flips
-        can_add = need_r and state.n_added < max_adds
-        if not (can_flip or can_add):
-            trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
-            stop_reason = (
-                f"the surrogate is degenerate at round {round_no}"
-                if record.degenerate
-                else f"edit limits reached at round {round_no} (--max-flip-frac "
-                f"{config.max_flip_frac:g}, --max-augment-frac {config.max_augment_frac:g})"
-            )
+        stop = _stop_if_met(run, state, rounds, data, record, progress)
+        if stop is None:
+            stop = _edit_round(run, state, surrogate, data, record, rounds, rng)
+        rounds.trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
+        if stop is not None:
+            rounds.stop_reason = stop
             break
-        if can_flip:
-            _flip_round(state, surrogate, x_tr, y_tr, val, record, warm_targets, max_flips, config)
-        if can_add:
-            history = [*trajectory, record]
-            _augment_round(
-                state,
-                surrogate,
-                x_tr,
-                y_tr,
-                val,
-                encoder,
-                space,
-                history,
-                warm_targets,
-                max_adds,
-                rng,
-                config,
-            )
-        trajectory.append(replace(record, seconds=time.perf_counter() - round_start))
         progress(
             f"round {round_no}: S_B {record.bias_score:.4f} S_R {record.robustness:.4f} "
             f"acc {record.accuracy:.4f}; flipped {state.n_flipped}, added {state.n_added} "
             f"({time.perf_counter() - round_start:.2f}s)"
         )
-    seconds["rounds"] = time.perf_counter() - mark
+    return rounds
 
-    if confirmed:
-        chosen = trajectory[-1]
-    else:
-        # Not met: the round whose data came closest (the surrogate's figures, calibrated by
-        # the last measured offset), and a fresh target trained on that round's data.
-        chosen = min(trajectory, key=lambda r: r.violation(targets[0] - offset, targets[1]))
+
+def _stop_if_met(
+    run: _Run,
+    state: _State,
+    rounds: _Rounds,
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    record: RoundRecord,
+    progress: ProgressCallback,
+) -> str | None:
+    """Algorithm 1, lines 7-8 (break when S_R >= delta_R and S_B <= delta_F), confirmed: when
+    the surrogate meets both targets, a fresh ``target_model`` fitted to the round's data must
+    meet the S_B target on validation too and not be degenerate (see "Stopping" in the module
+    docstring). Returns why the rounds stop, or None to go on (after a failed confirmation,
+    with ``rounds.offset`` raised by the measured gap)."""
+    config = run.config
+    if record.violation(*rounds.warm_targets(run.targets)) != 0.0:
+        return None
+    n_features, round_no = run.encoder.n_features, record.round
+    fresh = [_fit_target(config, n_features, run.space, data, config.seed)]
+    if config.robustness == "transfer":
+        fresh.append(_fit_target(config, n_features, run.space, data, config.seed + 1))
+    check = _validation_score(
+        fresh[0], fresh[-1], run.val, run.space, config.threat, round_no, state
+    )
+    rounds.checks.append(check)
+    progress(
+        f"round {round_no}: surrogate S_B {record.bias_score:.4f} S_R "
+        f"{record.robustness:.4f}; fresh {config.target_model}: S_B "
+        f"{check.bias_score:.4f} S_R {check.robustness:.4f}"
+        + (" (degenerate)" if check.degenerate else "")
+    )
+    if check.bias_score <= run.targets[0] and not check.degenerate:
+        rounds.confirmed = fresh
+        return (
+            f"both constraints met on validation at round {round_no} by the surrogate "
+            f"and by a fresh {config.target_model}"
+        )
+    if check.degenerate:
+        return f"a fresh {config.target_model} is degenerate at round {round_no}"
+    rounds.offset = max(rounds.offset, check.bias_score - record.bias_score)
+    return None
+
+
+def _edit_round(
+    run: _Run,
+    state: _State,
+    surrogate: nn.Module,
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    record: RoundRecord,
+    rounds: _Rounds,
+    rng: np.random.Generator,
+) -> str | None:
+    """Algorithm 1, lines 9-23: (A^(i), X^(i), Y^(i)) starts as the previous round's data
+    (line 9); if S_B is too high and flips are left, flip labels (lines 10-16,
+    :func:`_flip_round`); if S_R is too low and additions are left, add adversarial rows
+    (lines 17-23, :func:`_augment_round`). Returns why the rounds stop when neither edit is
+    possible, else None."""
+    config = run.config
+    warm_targets = rounds.warm_targets(run.targets)
+    can_flip = record.bias_score > warm_targets[0] and state.n_flipped < run.max_flips
+    can_add = record.robustness < warm_targets[1] and state.n_added < run.max_adds
+    if not (can_flip or can_add):
+        if record.degenerate:
+            return f"the surrogate is degenerate at round {record.round}"
+        return (
+            f"edit limits reached at round {record.round} (--max-flip-frac "
+            f"{config.max_flip_frac:g}, --max-augment-frac {config.max_augment_frac:g})"
+        )
+    x_tr, y_tr, _ = data
+    if can_flip:
+        _flip_round(
+            state, surrogate, x_tr, y_tr, run.val, record, warm_targets, run.max_flips, config
+        )
+    if can_add:
+        history = [*rounds.trajectory, record]
+        _augment_round(
+            state,
+            surrogate,
+            x_tr,
+            y_tr,
+            run.val,
+            run.encoder,
+            run.space,
+            history,
+            warm_targets,
+            run.max_adds,
+            rng,
+            config,
+        )
+    return None
+
+
+def _choose_round(rounds: _Rounds, targets: tuple[float, float]) -> RoundRecord:
+    """Algorithm 1, line 24 (return the last round's data), when the targets were met and
+    confirmed. Otherwise the round whose data came closest: the smallest total shortfall of
+    the surrogate's figures from the targets (calibrated by the last measured offset),
+    non-degenerate first."""
+    if rounds.confirmed:
+        return rounds.trajectory[-1]
+    return min(rounds.trajectory, key=lambda r: r.violation(targets[0] - rounds.offset, targets[1]))
+
+
+def _kept_edits(state: _State, chosen: RoundRecord) -> tuple[np.ndarray, np.ndarray]:
+    """The chosen round's data: the flips (a mask over the editable rows) and the added rows
+    (their positions in order of addition) made before it."""
     keep_flips = (state.flip_round > 0) & (state.flip_round < chosen.round)
     keep_added = np.flatnonzero(state.added_rounds() < chosen.round)
+    return keep_flips, keep_added
 
-    mark = time.perf_counter()
-    output, flips, additions = _build_output(
-        frame, prepared, encoder, state, edit_pos, keep_flips, keep_added, config
-    )
-    seconds["output"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    progress(
-        f"measuring a fresh {config.target_model} (plain BCE on the output) on the held-out rows"
-    )
+def _output_training_set(
+    run: _Run, state: _State, keep_flips: np.ndarray, keep_added: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the outside trainer gets from the output, minus the held-out rows: editable rows
+    with the kept flips, validation rows as they are, the kept added rows."""
+    device = run.device
     y_final = np.where(keep_flips, 1.0 - state.y0, state.y0).astype(np.float32)
     src = state.sources()[keep_added]
     x_added = state.added_x()[torch.as_tensor(keep_added, device=device, dtype=torch.long)]
-    final = (
-        torch.cat([edit.x, val.x, x_added]),
-        torch.as_tensor(
-            np.concatenate([y_final, val.y_numpy, y_final[src]]).astype(np.float32), device=device
-        ),
-        torch.as_tensor(
-            np.concatenate([state.a, val.a_numpy, state.a[src]]).astype(np.float32), device=device
-        ),
+    y = np.concatenate([y_final, run.val.y_numpy, y_final[src]]).astype(np.float32)
+    a = np.concatenate([state.a, run.val.a_numpy, state.a[src]]).astype(np.float32)
+    return (
+        torch.cat([run.edit.x, run.val.x, x_added]),
+        torch.as_tensor(y, device=device),
+        torch.as_tensor(a, device=device),
     )
-    target = _report_target(
-        config, space, list(confirmed), final, test, "the output minus the held-out rows"
-    )
-    baseline = None
-    if config.compare_input:
-        progress(f"training a fresh {config.target_model} on the input, for comparison")
-        unedited = (
-            torch.cat([edit.x, val.x]),
-            torch.as_tensor(
-                np.concatenate([state.y0, val.y_numpy]).astype(np.float32), device=device
-            ),
-            torch.as_tensor(
-                np.concatenate([state.a, val.a_numpy]).astype(np.float32), device=device
-            ),
-        )
-        baseline = _report_target(
-            config, space, [], unedited, test, "the input minus the held-out rows"
-        )
-    seconds["target"] = time.perf_counter() - mark
 
-    met = bool(confirmed) and not target.degenerate
-    if confirmed and target.degenerate:
-        reason = (
+
+def _measure_targets(
+    run: _Run,
+    state: _State,
+    keep: tuple[np.ndarray, np.ndarray],
+    confirmed: list[nn.Module],
+    progress: ProgressCallback,
+) -> tuple[TargetReport, TargetReport | None]:
+    """Not in Algorithm 1 (which trusts the surrogate): a fresh ``target_model`` trained with
+    plain BCE on the output minus the held-out rows (the confirmed fit when there is one),
+    measured on the held-out rows; with ``compare_input`` also one trained on the input."""
+    config = run.config
+    progress(
+        f"measuring a fresh {config.target_model} (plain BCE on the output) on the held-out rows"
+    )
+    final = _output_training_set(run, state, *keep)
+    target = measure_target(
+        config, run.space, final, run.test, "the output minus the held-out rows", confirmed
+    )
+    if not config.compare_input:
+        return target, None
+    progress(f"training a fresh {config.target_model} on the input, for comparison")
+    unedited = (
+        torch.cat([run.edit.x, run.val.x]),
+        torch.as_tensor(
+            np.concatenate([state.y0, run.val.y_numpy]).astype(np.float32), device=run.device
+        ),
+        torch.as_tensor(
+            np.concatenate([state.a, run.val.a_numpy]).astype(np.float32), device=run.device
+        ),
+    )
+    baseline = measure_target(
+        config, run.space, unedited, run.test, "the input minus the held-out rows"
+    )
+    return target, baseline
+
+
+def _verdict(
+    config: PreprocessConfig, rounds: _Rounds, chosen: RoundRecord, target: TargetReport
+) -> tuple[bool, str]:
+    """Whether the run succeeded, and why: the rounds stopped on a confirmed round and the
+    fresh target is not degenerate on the held-out rows."""
+    stop_reason = rounds.stop_reason
+    met = bool(rounds.confirmed) and not target.degenerate
+    if rounds.confirmed and target.degenerate:
+        return False, (
             f"{stop_reason}, but the fresh {config.target_model} is degenerate on the held-out "
             "rows (near constant or no better than the majority class): not a success"
         )
-    elif met:
-        reason = stop_reason
-    else:
-        reason = (
-            f"not met: {stop_reason}; best round {chosen.round} (surrogate validation S_B "
-            f"{chosen.bias_score:.4f}, S_R {chosen.robustness:.4f})"
-        )
+    if met:
+        return True, stop_reason
+    return False, (
+        f"not met: {stop_reason}; best round {chosen.round} (surrogate validation S_B "
+        f"{chosen.bias_score:.4f}, S_R {chosen.robustness:.4f})"
+    )
+
+
+@contextmanager
+def _numeric_failures(config: PreprocessConfig) -> Iterator[None]:
+    """Turn a numeric failure inside the rounds into one :class:`NumericError` line.
+
+    NaN or infinite numbers (a diverging loss, an extreme input value) surface from torch,
+    numpy or the influence functions as ValueError, ArithmeticError or RuntimeError (e.g.
+    "value cannot be converted to type float without overflow" from Adam at a huge --lr).
+    froc errors pass through unchanged, and so do out-of-memory, recursion and
+    not-implemented errors, which are not about the numbers.
+    """
+    try:
+        yield
+    except FrocError:
+        raise
+    except (ValueError, ArithmeticError, RuntimeError) as error:
+        if isinstance(error, torch.OutOfMemoryError | RecursionError | NotImplementedError):
+            raise
+        what = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise NumericError(
+            f"FRoC-PRE failed on non-finite or overflowing numbers ({what}): the training "
+            f"diverged or the input holds extreme values; try a smaller --lr (now "
+            f"{config.lr:g}) or --warm-lr, or check the numeric columns for huge values"
+        ) from error
+
+
+def preprocess_table(
+    frame: pd.DataFrame,
+    config: PreprocessConfig,
+    *,
+    source: str,
+    progress: ProgressCallback = silent,
+) -> PreprocessResult:
+    """Run FRoC-PRE (Algorithm 1, see the module docstring) on ``frame``; never writes anything.
+
+    Raises :class:`InputError` or :class:`InsufficientDataError` for the input, and
+    :class:`NumericError` when the computation fails on NaN or infinite numbers.
+    """
+    started = time.perf_counter()
+    run = _prepare_run(frame, config, source)
+    state = _initial_state(run)
+    seconds = {"prepare": time.perf_counter() - started}
+    progress(_opening_line(run))
+    with _numeric_failures(config):
+        mark = time.perf_counter()
+        rounds = _run_rounds(run, state, progress)
+        seconds["rounds"] = time.perf_counter() - mark
+        chosen = _choose_round(rounds, run.targets)
+        keep = _kept_edits(state, chosen)
+        mark = time.perf_counter()
+        output, flips, additions = _build_output(run, state, *keep)
+        seconds["output"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        target, baseline = _measure_targets(run, state, keep, rounds.confirmed, progress)
+        seconds["target"] = time.perf_counter() - mark
+    met, reason = _verdict(config, rounds, chosen, target)
     seconds["total"] = time.perf_counter() - started
+    prepared = run.prepared
     return PreprocessResult(
         source=source,
         output=output,
         met=met,
         reason=reason,
         chosen_round=chosen.round,
-        validation_targets=targets,
-        trajectory=tuple(trajectory),
-        checks=tuple(checks),
+        validation_targets=run.targets,
+        trajectory=tuple(rounds.trajectory),
+        checks=tuple(rounds.checks),
         flips=flips,
         additions=additions,
         target=target,
@@ -788,13 +986,13 @@ def preprocess_table(
         rows={
             "input": len(frame),
             "used": prepared.n_rows,
-            "editable": n_edit,
-            "validation": len(val_pos),
-            "test": len(test_pos),
+            "editable": len(run.edit),
+            "validation": len(run.val),
+            "test": len(run.test),
             "output": len(output),
-            "features": encoder.n_features,
+            "features": run.encoder.n_features,
         },
-        settings=_settings(config, str(device)),
+        settings=_settings(config, str(run.device)),
         seconds=seconds,
     )
 
@@ -841,7 +1039,11 @@ def _flip_round(
     max_flips: int,
     config: PreprocessConfig,
 ) -> None:
-    """Flip the labels (and adversarial copies) predicted to lower F the most (eqs. 17-21)."""
+    """Algorithm 1, lines 10-16: score every editable row not flipped yet (Z_F, line 10) by
+    eq. 21 (lines 11-12, with a row's adversarial copy flipped with it: line 16), pick those
+    of the most negative scores (lines 13-14, predicted to lower F the most; the count closes
+    a share of the gap to the S_B target, see "Step" in the module docstring), record them in
+    F (line 15) and flip them (line 16)."""
     influence = compute_flip_influence(
         surrogate,
         x_tr,
@@ -860,14 +1062,13 @@ def _flip_round(
         # A row's adversarial copy is flipped with it: first-order effects add.
         np.add.at(delta_f, src, influence.delta_fairness[n_first_added:].cpu().numpy())
         np.add.at(delta_l, src, influence.delta_loss[n_first_added:].cpu().numpy())
-    scale = influence.loss_scale
-    score = delta_f * np.exp(-np.abs(delta_l) / scale) if scale > 0 else delta_f
+    score = fairness_accuracy_score(delta_f, delta_l, influence.loss_scale)
     score = np.where(state.flip_round > 0, np.inf, score)
     order = np.argsort(score, kind="stable")
     order = order[score[order] < 0]
     if len(order) == 0:
         return
-    # Close half the gap between the soft bias F and its share of the target at a time.
+    # Close a share of the gap between the soft bias F and its share of the target at a time.
     base = _step_rows(config, n)
     most = base * config.max_step_factor
     excess = max(0.0, record.bias_score - targets[0]) / max(record.bias_score, 1e-12)
@@ -879,6 +1080,13 @@ def _flip_round(
     state.flip_round[rows] = record.round
     state.flip_score[rows] = score[rows]
     state.flip_delta[rows] = delta_f[rows]
+
+
+def _step_rows(config: PreprocessConfig, n_editable: int) -> int:
+    """l, the rows one round edits at least: ``step`` of the editable rows, or a count."""
+    if config.step < 1:
+        return max(1, round(config.step * n_editable))
+    return int(config.step)
 
 
 def _augment_count(
@@ -926,7 +1134,11 @@ def _augment_round(
     rng: np.random.Generator,
     config: PreprocessConfig,
 ) -> None:
-    """Add the valid adversarial rows of smallest accuracy influence I_U (eq. 22)."""
+    """Algorithm 1, lines 17-23: craft valid adversarial rows (Adv, line 18) from a seeded
+    pool of editable rows without one yet (j not in R), score them by eq. 22 (lines 19-20),
+    pick those of the smallest I_U (line 21; or by rank sum with ``addition_rank="balanced"``),
+    record their sources in R (line 22) and add them, labelled as their sources are now
+    (line 23). The count is :func:`_augment_count`."""
     free = np.flatnonzero(~state.has_copy)
     if len(free) == 0:
         return
@@ -1001,16 +1213,12 @@ def _label_values(frame: pd.DataFrame, prepared: PreparedData) -> tuple[Any, Any
 
 
 def _build_output(
-    frame: pd.DataFrame,
-    prepared: PreparedData,
-    encoder: TabularEncoder,
-    state: _State,
-    edit_pos: np.ndarray,
-    keep_flips: np.ndarray,
-    keep_added: np.ndarray,
-    config: PreprocessConfig,
+    run: _Run, state: _State, keep_flips: np.ndarray, keep_added: np.ndarray
 ) -> tuple[pd.DataFrame, tuple[FlipRecord, ...], tuple[AdditionRecord, ...]]:
-    """The input with the kept flips applied, then the kept added rows, input dtypes."""
+    """Algorithm 1's output (A', X', Y'), line 24, as a table: the input with the kept flips
+    applied, then the kept added rows, with the input's columns and dtypes."""
+    frame, prepared, encoder, config = run.frame, run.prepared, run.encoder, run.config
+    edit_pos = run.edit.positions
     names = [str(c) for c in frame.columns]
     label = frame.columns[names.index(prepared.label_column)]
     favourable, unfavourable = _label_values(frame, prepared)

@@ -3,7 +3,11 @@
 Two scores are computed for a trained surrogate model (Algorithm 1, lines 12 and 20):
 
 * :func:`compute_flip_influence` -- the first-order change of the soft bias score F (eqs. 13-14)
-  and of the utility loss L_U (eq. 5) when one training label is flipped (eqs. 17-21).
+  and of the utility loss L_U (eq. 5) when one training label is flipped (eqs. 17-20), and
+  their fairness-accuracy score (eq. 21, :func:`fairness_accuracy_score`, the one place it is
+  computed).
+* :func:`compute_addition_influence` -- the same first-order changes for an added row (not
+  in the paper; FRoC-PRE's ``addition_rank="balanced"``).
 * :func:`compute_augment_influence` -- the accuracy influence of adding an adversarial row,
   the norm of its loss gradient (eq. 22).
 
@@ -19,13 +23,34 @@ reported as the actual predicted change (``delta_fairness < 0`` means the bias d
 rows to flip are those with the most negative :attr:`FlipInfluence.score`.
 (The same sign slip affects eq. 20's I_U, but eq. 21 only uses its absolute value.)
 
+Flip influence from first principles (:func:`compute_flip_influence`)
+---------------------------------------------------------------------
+The model minimises the weighted mean BCE
+``R(theta) = sum_i w_i l(x_i, y_i; theta) / W`` with ``W = sum_i w_i``. Flipping row j
+removes ``(x_j, y_j)`` and adds ``(x_j, 1 - y_j)`` with the same weight, i.e. adds
+``(w_j / W) [l(x_j, 1 - y_j) - l(x_j, y_j)]`` to R. One Newton step from the optimum
+gives (eq. 17, scaled by ``w_j / W`` instead of ``1/n``)::
+
+    Delta-theta_j = -(w_j / W) H^-1 [g(x_j, 1 - y_j) - g(x_j, y_j)]
+
+For BCE on a logit f, ``g(x, y) = (sigmoid(f(x)) - y) grad_theta f(x)``, so the bracket
+is ``(2 y_j - 1) grad_theta f(x_j)``. Chaining with the gradients of F (eq. 14) and of
+the evaluation loss L_U (eq. 5)::
+
+    Delta-F_j = -(2 y_j - 1) (w_j / W) <grad_theta f(x_j), v_F>,   v_F = H^-1 grad F
+    Delta-L_j = -(2 y_j - 1) (w_j / W) <grad_theta f(x_j), v_L>,   v_L = H^-1 grad L_U
+
+so the two linear systems are solved once and every row costs one inner product.
+``F = |mean_{a=0} sigmoid(f) - mean_{a=1} sigmoid(f)|`` on ``(X_eval, a_eval)``; its
+gradient is ``sign(D) grad D`` for the signed gap D (zero when D is exactly zero).
+
 Numerics: all returned tensors are float64 on the device of the model's parameters. The
 last-layer paths run the model in its own dtype and do the algebra in float64 (the Hessian
 solve can be ill-conditioned, and at h+1 unknowns float64 costs little); the all-parameter
 flip path evaluates the model functionally with float64 copies of its parameters for the
 same reason, while the all-parameter eq. 22 path (a plain norm, memory bound) stays in the
 model's dtype. For all parameters the inverted curvature is the damped Hessian, or its
-Gauss-Newton part where the Hessian is indefinite (see :func:`compute_flip_influence`).
+Gauss-Newton part where the Hessian is indefinite (see :func:`_flip_all_params`).
 No path modifies the model's parameters or their ``requires_grad`` flags;
 the model is put in eval mode for the duration of a call and its previous train/eval flags
 are restored.
@@ -38,8 +63,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as nnf
 from torch import nn
@@ -53,10 +79,13 @@ __all__ = [
     "compute_addition_influence",
     "compute_augment_influence",
     "compute_flip_influence",
+    "fairness_accuracy_score",
 ]
 
 InfluenceParams = Literal["last", "all"]
 Curvature = Literal["auto", "hessian", "gauss-newton"]
+# eq. 21 is scored on torch tensors here and on numpy arrays by FRoC-PRE.
+ArrayT = TypeVar("ArrayT", torch.Tensor, np.ndarray)
 
 # Upper bound on the number of per-row gradient entries materialised at once by the
 # all-parameter path of eq. 22, which sets the chunk size: 2**22 values (16 MiB in float32)
@@ -74,8 +103,8 @@ class FlipInfluence:
             retrained. Negative means the model becomes fairer.
         delta_loss: shape ``(n_train,)``; predicted change of the evaluation-set utility loss
             L_U (mean BCE, eq. 5). Positive means the model gets less accurate.
-        score: shape ``(n_train,)``; the fairness-accuracy score of eq. 21,
-            ``delta_fairness * exp(-|delta_loss| / loss_scale)``. Flip the rows with the most
+        score: shape ``(n_train,)``; the fairness-accuracy score of eq. 21
+            (:func:`fairness_accuracy_score`). Flip the rows with the most
             negative scores; rows with a score >= 0 would not reduce the bias.
         fairness: the current soft bias score F of the model on the evaluation set.
         loss_scale: the root mean square of ``delta_loss`` over the rows that normalises the
@@ -135,34 +164,11 @@ def compute_flip_influence(
 ) -> FlipInfluence:
     """Predict how flipping each training label changes bias and loss (eqs. 17-21).
 
-    Derivation (first principles; the signs differ from the paper's printed eqs. 18-19, see
-    the module docstring). The model minimises the weighted mean BCE
-    ``R(theta) = sum_i w_i l(x_i, y_i; theta) / W`` with ``W = sum_i w_i``. Flipping row j
-    removes ``(x_j, y_j)`` and adds ``(x_j, 1 - y_j)`` with the same weight, i.e. adds
-    ``(w_j / W) [l(x_j, 1 - y_j) - l(x_j, y_j)]`` to R. One Newton step from the optimum
-    gives (eq. 17, scaled by ``w_j / W`` instead of ``1/n``)::
-
-        Delta-theta_j = -(w_j / W) H^-1 [g(x_j, 1 - y_j) - g(x_j, y_j)]
-
-    For BCE on a logit f, ``g(x, y) = (sigmoid(f(x)) - y) grad_theta f(x)``, so the bracket
-    is ``(2 y_j - 1) grad_theta f(x_j)``. Chaining with the gradients of F (eq. 14) and of
-    the evaluation loss L_U (eq. 5)::
-
-        Delta-F_j = -(2 y_j - 1) (w_j / W) <grad_theta f(x_j), v_F>,   v_F = H^-1 grad F
-        Delta-L_j = -(2 y_j - 1) (w_j / W) <grad_theta f(x_j), v_L>,   v_L = H^-1 grad L_U
-
-    so the two linear systems are solved once and every row costs one inner product.
-    ``F = |mean_{a=0} sigmoid(f) - mean_{a=1} sigmoid(f)|`` on ``(X_eval, a_eval)``; its
-    gradient is ``sign(D) grad D`` for the signed gap D (zero when D is exactly zero).
-    First-order effects add, so the effect of flipping several rows together (e.g. a row and
-    its adversarial copy, Algorithm 1 line 16) is the sum of their entries.
-
-    The combined score follows eq. 21, ``score = Delta-F * exp(-|Delta-L| / s)``, except
-    that ``s`` is the root mean square of ``Delta-L`` over the rows. The exponent of eq. 21
-    has no natural unit: ``Delta-L`` is O(1/n) and the paper's ``I_U = -n Delta-L`` has a
-    data- and model-dependent scale, so an unscaled exponent makes the accuracy term either
-    negligible or dominant. With ``s`` a row whose loss change is typical keeps ~1/e of its
-    fairness effect, a row that barely moves the loss keeps all of it.
+    The derivation (first principles; the signs differ from the paper's printed eqs. 18-19)
+    is in the module docstring. ``F`` is measured on ``(X_eval, a_eval)``, ``L_U`` on
+    ``(X_eval, y_eval)``. First-order effects add, so the effect of flipping several rows
+    together (e.g. a row and its adversarial copy, Algorithm 1 line 16) is the sum of their
+    entries. The combined score is eq. 21 (:func:`fairness_accuracy_score`).
 
     Args:
         model: trained surrogate mapping ``(n, d)`` features to ``(n,)`` logits.
@@ -179,28 +185,13 @@ def compute_flip_influence(
             and conjugate gradient).
         damping: added to the Hessian's diagonal; equal to the Hessian of an L2 penalty
             ``damping/2 ||theta||^2``, so training the surrogate with that penalty makes H
-            exact. It also keeps H positive definite (see ``params="all"`` below).
+            exact. It also keeps H positive definite (see :func:`_flip_all_params`).
         cg_iters: maximum conjugate-gradient iterations per solve (``params="all"``).
         cg_tol: CG stops when the residual norm is below ``cg_tol`` times the right-hand
             side's norm (``params="all"``).
-        curvature: which H to invert with ``params="all"`` (see below): ``"hessian"``,
-            ``"gauss-newton"``, or ``"auto"`` (the Hessian, falling back to Gauss-Newton if
-            the damped Hessian turns out not to be positive definite).
-
-    For ``params="all"`` the Hessian of a network is the Gauss-Newton term
-    ``G = sum_i (w_i/W) p_i (1 - p_i) grad f(x_i) grad f(x_i)^T`` plus
-    ``sum_i (w_i/W)(p_i - y_i) grad^2 f(x_i)``. ReLU kills the curvature within a layer but
-    products of consecutive weight matrices still give non-zero cross terms, and a surrogate
-    trained for a fixed number of epochs is rarely at an exact minimum, so the second term
-    can make H indefinite even after damping. CG detects this as a search direction of
-    non-positive curvature; continuing, or returning the iterate reached so far, gives
-    arbitrarily wrong answers (observed: residuals 10x the right-hand side on a 1x128 ReLU
-    MLP trained with Adam). ``"auto"`` then re-solves with the damped G, which is positive
-    definite by construction and is the usual influence-function curvature for networks not
-    trained to convergence; :attr:`FlipInfluence.curvature` records which one was used. On a
-    logistic regression G equals the Hessian. CG stops on ``cg_tol`` or after ``cg_iters``;
-    the achieved residual is :attr:`FlipInfluence.cg_residual` (a partial CG solution is still
-    the best approximation in its Krylov space, good enough to rank rows).
+        curvature: which H to invert with ``params="all"`` (:func:`_flip_all_params`):
+            ``"hessian"``, ``"gauss-newton"``, or ``"auto"`` (the Hessian, falling back to
+            Gauss-Newton if the damped Hessian turns out not to be positive definite).
 
     Returns:
         A :class:`FlipInfluence` of float64 tensors on the model's device.
@@ -232,19 +223,44 @@ def compute_flip_influence(
     _require_finite(delta_f, "fairness influence")
     _require_finite(delta_l, "loss influence")
     loss_scale = float(delta_l.square().mean().sqrt().item())
-    if loss_scale > 0.0:
-        score = delta_f * torch.exp(-delta_l.abs() / loss_scale)
-    else:
-        score = delta_f.clone()
     return FlipInfluence(
         delta_fairness=delta_f,
         delta_loss=delta_l,
-        score=score,
+        score=fairness_accuracy_score(delta_f, delta_l, loss_scale),
         fairness=abs(gap),
         loss_scale=loss_scale,
         curvature=used,
         cg_residual=residual,
     )
+
+
+def fairness_accuracy_score(
+    delta_fairness: ArrayT, delta_loss: ArrayT, loss_scale: float
+) -> ArrayT:
+    """The fairness-accuracy influence score I_FU of eq. 21, one home for every caller.
+
+    ``score = delta_fairness * exp(-|delta_loss| / loss_scale)``: the predicted change of the
+    soft bias F damped by the predicted change of the loss L_U (negative: the flip lowers the
+    bias; the most negative scores are the best flips). ``loss_scale`` departs from the paper:
+    the exponent of eq. 21 has no natural unit (``Delta-L`` is O(1/n) and the paper's
+    ``I_U = -n Delta-L`` has a data- and model-dependent scale), so an unscaled exponent makes
+    the accuracy term either negligible or dominant. :func:`compute_flip_influence` passes the
+    root mean square of ``delta_loss`` over the rows: a row whose loss change is typical keeps
+    ~1/e of its fairness effect, a row that barely moves the loss keeps all of it. With
+    ``loss_scale`` <= 0 (every ``delta_loss`` zero) no penalty applies and a copy of
+    ``delta_fairness`` is returned.
+
+    Works on float64 torch tensors and on numpy arrays alike, each with its own library's
+    ``exp`` (the two can differ in the last bit, and FRoC-PRE, which sums a row's effects with
+    its adversarial copy's in numpy before scoring, keeps its seeded outputs bit for bit).
+    """
+    if not loss_scale > 0.0:
+        if isinstance(delta_fairness, torch.Tensor):
+            return delta_fairness.clone()
+        return delta_fairness.copy()
+    if isinstance(delta_fairness, torch.Tensor):
+        return delta_fairness * torch.exp(-delta_loss.abs() / loss_scale)
+    return delta_fairness * np.exp(-np.abs(delta_loss) / loss_scale)
 
 
 @dataclass(frozen=True)
@@ -640,6 +656,21 @@ def _flip_all_params(
 ) -> tuple[torch.Tensor, torch.Tensor, float, str, float]:
     """Row inner products with ``H^-1 grad F`` and ``H^-1 grad L_U`` over all parameters.
 
+    The Hessian of a network is the Gauss-Newton term
+    ``G = sum_i (w_i/W) p_i (1 - p_i) grad f(x_i) grad f(x_i)^T`` plus
+    ``sum_i (w_i/W)(p_i - y_i) grad^2 f(x_i)``. ReLU kills the curvature within a layer but
+    products of consecutive weight matrices still give non-zero cross terms, and a surrogate
+    trained for a fixed number of epochs is rarely at an exact minimum, so the second term
+    can make H indefinite even after damping. CG detects this as a search direction of
+    non-positive curvature; continuing, or returning the iterate reached so far, gives
+    arbitrarily wrong answers (observed on a 1x128 ReLU MLP trained with Adam: residuals
+    larger than the right-hand side). ``"auto"`` then re-solves with the damped G, which is
+    positive definite by construction and is the usual influence-function curvature for
+    networks not trained to convergence; :attr:`FlipInfluence.curvature` records which one
+    was used. On a logistic regression G equals the Hessian. CG stops on ``cg_tol`` or after
+    ``cg_iters``; the achieved residual is :attr:`FlipInfluence.cg_residual` (a partial CG
+    solution is still the best approximation in its Krylov space, good enough to rank rows).
+
     Returns ``(u_F, u_L, D, curvature_used, cg_residual)``.
     """
     device, _ = _model_device_dtype(model)
@@ -659,50 +690,7 @@ def _flip_all_params(
     sign = math.copysign(1.0, gap) if gap != 0.0 else 0.0
     grad_f = sign * grad(signed_gap)(theta)
     grad_l = grad(eval_loss)(theta)
-
-    def row_products(v: torch.Tensor) -> torch.Tensor:
-        # <grad_theta f(x_j), v> for every row at once: one forward-mode JVP of the logits.
-        return _jvp(lambda t: fn.logits(t, x_tr), theta, v)
-
-    # The training logits are built once with a graph (and, per curvature, one derived
-    # graph); each curvature product is then one or two backward passes through it, cheaper
-    # than recomputing a forward-over-reverse product from scratch at every CG iteration.
-    with torch.enable_grad():
-        theta_leaf = theta.clone().requires_grad_(True)
-        logits = fn.logits(theta_leaf, x_tr)
-
-    def backward(out: torch.Tensor, wrt: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        if not out.requires_grad:  # the output does not depend on wrt at all
-            return torch.zeros_like(wrt)
-        with torch.enable_grad():
-            (res,) = torch.autograd.grad(out, wrt, v, retain_graph=True)
-        return res.detach()
-
-    def hessian_product() -> Callable[[torch.Tensor], torch.Tensor]:
-        with torch.enable_grad():
-            losses = nnf.binary_cross_entropy_with_logits(logits, y_tr, reduction="none")
-            (train_grad,) = torch.autograd.grad(
-                (w_norm * losses).sum(), theta_leaf, create_graph=True
-            )
-        return lambda v: backward(train_grad, theta_leaf, v) + damping * v
-
-    def gauss_newton_product() -> Callable[[torch.Tensor], torch.Tensor]:
-        # G v = J^T diag(w p (1-p) / W) J v: the Hessian without the (p - y) grad^2 f term,
-        # positive semi-definite by construction. J v comes from the cached graph too: J^T u
-        # is linear in u, so differentiating the graph of J^T u (built once, for a dummy u)
-        # with respect to u along v gives J v without the fresh forward pass a forward-mode
-        # JVP would need (about 2x cheaper here).
-        p = torch.sigmoid(logits.detach())
-        gn_weight = w_norm * p * (1.0 - p)
-        with torch.enable_grad():
-            u_dummy = torch.zeros_like(logits, requires_grad=True)
-            (jt_u,) = torch.autograd.grad(logits, theta_leaf, u_dummy, create_graph=True)
-
-        def product(v: torch.Tensor) -> torch.Tensor:
-            jv = backward(jt_u, u_dummy, v)
-            return backward(logits, theta_leaf, gn_weight * jv) + damping * v
-
-        return product
+    products = _TrainingCurvature(fn, x_tr, y_tr, w_norm, damping)
 
     def solve_both(
         matvec: Callable[[torch.Tensor], torch.Tensor],
@@ -713,11 +701,11 @@ def _flip_all_params(
 
     if curvature == "gauss-newton":
         used = "gauss-newton"
-        v_f, v_l, residual = solve_both(gauss_newton_product())
+        v_f, v_l, residual = solve_both(products.gauss_newton())
     else:
         try:
             used = "hessian"
-            v_f, v_l, residual = solve_both(hessian_product())
+            v_f, v_l, residual = solve_both(products.hessian())
         except _NonPositiveCurvature:
             if curvature == "hessian":
                 raise ValueError(
@@ -726,8 +714,74 @@ def _flip_all_params(
                     "or use curvature='gauss-newton'"
                 ) from None
             used = "gauss-newton"
-            v_f, v_l, residual = solve_both(gauss_newton_product())
+            v_f, v_l, residual = solve_both(products.gauss_newton())
+
+    def row_products(v: torch.Tensor) -> torch.Tensor:
+        # <grad_theta f(x_j), v> for every row at once: one forward-mode JVP of the logits.
+        return _jvp(lambda t: fn.logits(t, x_tr), theta, v)
+
     return row_products(v_f), row_products(v_l), gap, used, residual
+
+
+class _TrainingCurvature:
+    """Damped curvature-vector products of the weighted training loss at ``fn.theta``.
+
+    The training logits are built once with a graph (and, per curvature, one derived graph);
+    each curvature product is then one or two backward passes through it, cheaper than
+    recomputing a forward-over-reverse product from scratch at every CG iteration.
+    """
+
+    def __init__(
+        self,
+        fn: _Functional,
+        x_tr: torch.Tensor,
+        y_tr: torch.Tensor,
+        w_norm: torch.Tensor,
+        damping: float,
+    ) -> None:
+        self.y_tr = y_tr
+        self.w_norm = w_norm
+        self.damping = damping
+        with torch.enable_grad():
+            self.theta = fn.theta.clone().requires_grad_(True)
+            self.logits = fn.logits(self.theta, x_tr)
+
+    @staticmethod
+    def _backward(out: torch.Tensor, wrt: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if not out.requires_grad:  # the output does not depend on wrt at all
+            return torch.zeros_like(wrt)
+        with torch.enable_grad():
+            (res,) = torch.autograd.grad(out, wrt, v, retain_graph=True)
+        return res.detach()
+
+    def hessian(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``v -> (H + damping I) v`` with H the Hessian of the weighted mean BCE."""
+        with torch.enable_grad():
+            losses = nnf.binary_cross_entropy_with_logits(self.logits, self.y_tr, reduction="none")
+            (train_grad,) = torch.autograd.grad(
+                (self.w_norm * losses).sum(), self.theta, create_graph=True
+            )
+        return lambda v: self._backward(train_grad, self.theta, v) + self.damping * v
+
+    def gauss_newton(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``v -> (G + damping I) v`` with ``G = J^T diag(w p (1-p) / W) J``.
+
+        G is the Hessian without the (p - y) grad^2 f term, positive semi-definite by
+        construction. J v comes from the cached graph too: J^T u is linear in u, so
+        differentiating the graph of J^T u (built once, for a dummy u) with respect to u along
+        v gives J v without the fresh forward pass a forward-mode JVP would need.
+        """
+        p = torch.sigmoid(self.logits.detach())
+        gn_weight = self.w_norm * p * (1.0 - p)
+        with torch.enable_grad():
+            u_dummy = torch.zeros_like(self.logits, requires_grad=True)
+            (jt_u,) = torch.autograd.grad(self.logits, self.theta, u_dummy, create_graph=True)
+
+        def product(v: torch.Tensor) -> torch.Tensor:
+            jv = self._backward(jt_u, u_dummy, v)
+            return self._backward(self.logits, self.theta, gn_weight * jv) + self.damping * v
+
+        return product
 
 
 def _jvp(

@@ -3,21 +3,21 @@
 The manifest records what was done to the data owner's file so that anyone can check it:
 
 * ``input`` / ``output``: path, sha256 of the bytes, rows, columns (``output`` is null when
-  the output was not written: constraints not met without ``--allow-partial``);
+  the output was not written: the promise not met without ``--allow-partial``);
 * ``settings`` (every option, the seed, the device) and ``versions``;
+* ``met``, ``reason``, ``targets`` (the thresholds tightened by ``margin`` standard errors)
+  and ``verdicts``: per panel model, the figures judged and whether it meets both;
+* ``panel``: per panel model, the cross-fitted figures (mean, sd and each fold's): fitted
+  plainly without a fold's rows and their copies, measured on the fold's original rows;
 * ``flips``: each flipped row's input row position (``index``, 0-based, header excluded), old
-  and new label value, the fairness-accuracy influence I_FU that picked it (``influence``:
-  eq. 21 with first-principles signs, negative = predicted to lower the bias), its predicted
-  change of the soft bias ``delta_fairness`` and the ``round``;
+  and new label value, the fairness-accuracy score that picked it (``influence``: eq. 21
+  with first-principles signs, negative = predicted to lower the bias) and its predicted
+  change of the soft bias ``delta_fairness``;
 * ``additions``: each added row's position in the output (``output_row``), its source row's
-  input position (``source_index``), the attack that made it, eps, its accuracy influence
-  I_U (eq. 22) and the round;
-* ``trajectory``: the surrogate's validation S_B, S_R and accuracy at the start of every
-  round (the paper's Fig. 7), and the fresh targets' held-out figures.
+  input position (``source_index``), the attack that made it, eps, its round and its
+  accuracy influence I_U (eq. 22).
 
-The split: a seeded held-out test split (``test_size``) and a validation split
-(``val_size`` of the rest) are never edited; flips and adversarial sources are editable rows
-only. The output holds every input row in order (flips applied), then the added rows.
+Every input row is in the output, in order (flips applied), then the added rows.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from froc_cli.core._io import (
     write_table_atomic,
     write_text_atomic,
 )
-from froc_cli.methods._froc_pre import PreprocessResult
+from froc_cli.workflows._preprocess import TrainerFileResult
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -51,7 +51,7 @@ __all__ = [
     "write_preprocess_outputs",
 ]
 
-MANIFEST_FORMAT = "froc-preprocess-manifest/1"
+MANIFEST_FORMAT = "froc-preprocess-manifest/2"
 ORIGIN_COLUMN = "froc_origin"
 
 
@@ -96,7 +96,7 @@ def check_output_path(
             raise InputError(f"--manifest {manifest}: is the input or the output file")
 
 
-def origin_column(result: PreprocessResult) -> pd.Series:
+def origin_column(result: TrainerFileResult) -> pd.Series:
     """``original``, ``flipped`` or ``adversarial:<source row>`` for every output row."""
     n_input = result.rows["input"]
     origin = ["original"] * n_input
@@ -107,7 +107,7 @@ def origin_column(result: PreprocessResult) -> pd.Series:
 
 
 def build_manifest(
-    result: PreprocessResult,
+    result: TrainerFileResult,
     *,
     input_path: str | os.PathLike[str],
     input_sha256: str,
@@ -138,30 +138,25 @@ def build_manifest(
         "output": output,
         "met": result.met,
         "reason": result.reason,
-        "chosen_round": result.chosen_round,
         "seed": result.settings["seed"],
         "settings": summary["settings"],
         "versions": result.settings["versions"],
-        "label": summary["label"],
-        "protected": summary["protected"],
+        "label": {"column": result.label_column, "favourable": result.positive_value},
+        "protected": {"column": result.protected_column, "group": result.protected_values},
         "rows": summary["rows"],
         "flip_fraction": result.flip_fraction,
         "augment_fraction": result.augment_fraction,
-        "target": summary["target"],
-        "baseline": summary["baseline"],
-        "notes": summary["notes"],
-        "checks": summary["checks"],
-        "trajectory": summary["trajectory"],
+        "targets": summary["targets"],
+        "verdicts": summary["verdicts"],
+        "panel": summary["panel"],
         "flips": [asdict(flip) for flip in result.flips],
-        "additions": [
-            {"output_row": n_input + i, **asdict(added)} for i, added in enumerate(result.additions)
-        ],
+        "additions": [asdict(added) for added in result.additions],
         "seconds": summary["seconds"],
     }
 
 
 def write_preprocess_outputs(
-    result: PreprocessResult,
+    result: TrainerFileResult,
     *,
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str] | None,

@@ -27,7 +27,7 @@ import numpy as np
 from froc_cli.core._errors import InputError
 from froc_cli.core._io import write_bytes_atomic
 from froc_cli.metrics._rules import is_degenerate
-from froc_cli.workflows._compare import METHODS, CompareResult, GridPoint
+from froc_cli.workflows._compare import METHODS, CompareResult, GridPoint, MethodSummary
 
 __all__ = ["PLOT_SUFFIXES", "check_plot_target", "pareto_front", "plot_compare"]
 
@@ -122,8 +122,6 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
         from matplotlib import colormaps
         from matplotlib.colors import Normalize
         from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
-        from matplotlib.patches import Rectangle
     except ImportError as exc:
         raise InputError(
             f"{path}: --plot needs matplotlib; install it with: pip install 'froc[plot]'"
@@ -141,11 +139,29 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
     ax = fig.add_subplot()
     biases = [g["bias_score"] for g in grid] + [s.mean["bias_score"] for s in chosen]
     top = max([b for b in biases if math.isfinite(b)] + [cfg.delta_f]) * 1.15 + 0.01
+    _draw_box(ax, cfg.delta_f, cfg.delta_r)
+    _draw_grid(ax, grid, cmap, norm)
+    _draw_chosen(ax, chosen, cmap, norm)
+    mappable = fig.colorbar(
+        _scalar_mappable(cmap, norm), ax=ax, label="accuracy (test, clean)", shrink=0.9
+    )
+    mappable.ax.tick_params(labelsize=8)
+    _draw_legend(ax, cfg.selected_methods)
+    _label_axes(ax, result, top, title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt.lstrip("."))
+    return write_bytes_atomic(buffer.getvalue(), path)
+
+
+def _draw_box(ax: Any, delta_f: float, delta_r: float) -> None:
+    """The (delta_F, delta_R) box where both constraints hold, and its caption."""
+    from matplotlib.patches import Rectangle
+
     ax.add_patch(
         Rectangle(
-            (cfg.delta_r, 0.0),
-            1.02 - cfg.delta_r,
-            cfg.delta_f,
+            (delta_r, 0.0),
+            1.02 - delta_r,
+            delta_f,
             facecolor="#2ca02c",
             alpha=0.12,
             edgecolor="#2ca02c",
@@ -155,14 +171,18 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
         )
     )
     ax.text(
-        cfg.delta_r + 0.01,
+        delta_r + 0.01,
         0.0,
-        f"both met: S_B <= {cfg.delta_f:g}, S_R >= {cfg.delta_r:g}",
+        f"both met: S_B <= {delta_f:g}, S_R >= {delta_r:g}",
         fontsize=7,
         color="#1a6e1a",
         va="bottom",
     )
 
+
+def _draw_grid(ax: Any, grid: list[dict[str, Any]], cmap: Any, norm: Any) -> None:
+    """Every setting tried, per (method, kind): grid paths annotated with their lambda, sweep
+    points with their Pareto front; degenerate settings crossed out."""
     by_method: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for g in grid:
         by_method[(g["method"], g["kind"])].append(g)
@@ -171,24 +191,9 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
         ys = [g["bias_score"] for g in members]
         colour = _LINE_COLOURS.get(method, "#888888")
         if kind == "grid":
-            ax.plot(xs, ys, color=colour, linewidth=0.8, alpha=0.6, zorder=1)
-            for g, x, y in zip(members, xs, ys, strict=True):
-                if math.isfinite(x) and math.isfinite(y):
-                    text = g["setting"].replace("lambda=", "λ=")
-                    ax.annotate(
-                        text,
-                        (x, y),
-                        textcoords="offset points",
-                        xytext=(3, -7),
-                        fontsize=5,
-                        color=colour,
-                    )
+            _draw_grid_path(ax, members, xs, ys, colour)
         else:
-            useful = [(x, y) for g, x, y in zip(members, xs, ys, strict=True) if not _degenerate(g)]
-            front = pareto_front(useful)
-            if front:
-                fx, fy = zip(*front, strict=True)
-                ax.step(fx, fy, where="pre", color=colour, linewidth=1.4, alpha=0.9, zorder=1)
+            _draw_front(ax, members, xs, ys, colour)
         ax.scatter(
             xs,
             ys,
@@ -207,6 +212,39 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
             fx_floor = [x for x, _ in floor]
             fy_floor = [y for _, y in floor]
             ax.scatter(fx_floor, fy_floor, marker="x", s=40, c="#d62728", zorder=3)
+
+
+def _draw_grid_path(
+    ax: Any, members: list[dict[str, Any]], xs: list[float], ys: list[float], colour: str
+) -> None:
+    """A searched grid joined in lambda order, each point labelled with its setting."""
+    ax.plot(xs, ys, color=colour, linewidth=0.8, alpha=0.6, zorder=1)
+    for g, x, y in zip(members, xs, ys, strict=True):
+        if math.isfinite(x) and math.isfinite(y):
+            text = g["setting"].replace("lambda=", "λ=")
+            ax.annotate(
+                text,
+                (x, y),
+                textcoords="offset points",
+                xytext=(3, -7),
+                fontsize=5,
+                color=colour,
+            )
+
+
+def _draw_front(
+    ax: Any, members: list[dict[str, Any]], xs: list[float], ys: list[float], colour: str
+) -> None:
+    """The Pareto front of the non-degenerate sweep points, as a step line."""
+    useful = [(x, y) for g, x, y in zip(members, xs, ys, strict=True) if not _degenerate(g)]
+    front = pareto_front(useful)
+    if front:
+        fx, fy = zip(*front, strict=True)
+        ax.step(fx, fy, where="pre", color=colour, linewidth=1.4, alpha=0.9, zorder=1)
+
+
+def _draw_chosen(ax: Any, chosen: list[MethodSummary], cmap: Any, norm: Any) -> None:
+    """Each method's reported setting: a large marker with its label and accuracy."""
     for summary in chosen:
         x, y = summary.mean["robustness_pgd"], summary.mean["bias_score"]
         if not (math.isfinite(x) and math.isfinite(y)):
@@ -233,10 +271,12 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
             fontsize=7,
             zorder=4,
         )
-    mappable = fig.colorbar(
-        _scalar_mappable(cmap, norm), ax=ax, label="accuracy (test, clean)", shrink=0.9
-    )
-    mappable.ax.tick_params(labelsize=8)
+
+
+def _draw_legend(ax: Any, methods: Sequence[str]) -> None:
+    """One marker per method, and the degenerate cross."""
+    from matplotlib.lines import Line2D
+
     handles = [
         Line2D(
             [],
@@ -248,7 +288,7 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
             markersize=8,
             label=METHODS[name].label if name in METHODS else name,
         )
-        for name in cfg.selected_methods
+        for name in methods
     ]
     handles.append(
         Line2D(
@@ -262,6 +302,11 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
         )
     )
     ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.85)
+
+
+def _label_axes(ax: Any, result: CompareResult, top: float, title: str | None) -> None:
+    """Limits, axis labels, the title (data, group, seeds, threat model) and the grid lines."""
+    cfg = result.config
     ax.set_xlim(0.0, 1.02)
     ax.set_ylim(0.0, top)
     ax.set_xlabel("S_R: robustness, PGD white-box (higher is better)")
@@ -277,9 +322,6 @@ def plot_compare(result: CompareResult, path: str | Path, *, title: str | None =
         fontsize=9,
     )
     ax.grid(True, linewidth=0.3, alpha=0.5)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt.lstrip("."))
-    return write_bytes_atomic(buffer.getvalue(), path)
 
 
 def _scalar_mappable(cmap: Any, norm: Any) -> Any:

@@ -1,5 +1,5 @@
-"""Orchestration of each command: audit, train-in, predict, compare, and the scikit-learn estimator
-over FRoC-IN.
+"""Orchestration of each command: audit, train-in, preprocess, predict, compare, and the
+scikit-learn estimator over FRoC-IN.
 """
 
 from __future__ import annotations
@@ -18,21 +18,16 @@ from froc_cli.workflows._compare import (
     TABLE_METRICS,
     CompareConfig,
     CompareContext,
-    CompareProgress,
     CompareResult,
     GridPoint,
-    GroupBlind,
     MethodOutcome,
     MethodRow,
     MethodSpec,
     MethodSummary,
-    ProgressEvent,
-    RepairedPipeline,
     RepeatResult,
     compare_file,
     compare_table,
     is_degenerate,
-    select_on_validation,
 )
 from froc_cli.workflows._estimator import (
     FairRobustClassifier,
@@ -45,6 +40,12 @@ from froc_cli.workflows._predict import (
     default_audit_spec,
     predict_table,
     unseen_categories,
+)
+from froc_cli.workflows._preprocess import (
+    MemberVerdict,
+    TrainerFileConfig,
+    TrainerFileResult,
+    prepare_trainer_file,
 )
 from froc_cli.workflows._train_in import (
     TrainInConfig,
@@ -65,21 +66,20 @@ __all__ = [
     "AuditResult",
     "CompareConfig",
     "CompareContext",
-    "CompareProgress",
     "CompareResult",
     "FairRobustClassifier",
     "GridPoint",
-    "GroupBlind",
+    "MemberVerdict",
     "MethodOutcome",
     "MethodRow",
     "MethodSpec",
     "MethodSummary",
     "Prediction",
-    "ProgressEvent",
-    "RepairedPipeline",
     "RepeatResult",
     "TrainInConfig",
     "TrainInResult",
+    "TrainerFileConfig",
+    "TrainerFileResult",
     "Verdict",
     "audit_file",
     "audit_saved_model",
@@ -90,8 +90,8 @@ __all__ = [
     "default_audit_spec",
     "is_degenerate",
     "predict_table",
+    "prepare_trainer_file",
     "save_train_in_model",
-    "select_on_validation",
     "train_in_table",
     "unseen_categories",
 ]

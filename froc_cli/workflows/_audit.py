@@ -35,8 +35,8 @@ __all__ = [
 
 
 # Above this many training rows an audit given no batch size trains on mini-batches: a full-batch
-# epoch costs time in proportion to the rows, and 300 of them on 700,000 rows take ~10 minutes
-# on 2 cores (bench/perf_audit.py). Adult's 31,655 training rows stay full batch, as the paper.
+# epoch costs time in proportion to the rows (see BENCHMARKS.md, Audit, and bench/perf_audit.py).
+# Adult's training rows stay full batch, as the paper.
 AUTO_MINIBATCH_ROWS = 100_000
 AUTO_BATCH_SIZE = 8192
 
@@ -54,9 +54,7 @@ class AuditConfig:
     per core, or OMP_NUM_THREADS). The default, 1, makes a seed give the same model whatever
     the machine's core count (float sums split across threads differ in their last bits, and
     300 epochs amplify that into different decisions), and was the robust choice on a 2-core
-    machine: on a 2,800-row file 2 threads trained 5-46x slower, nearly idle or busy; on Adult
-    2 threads trained 2x faster when both cores were free (6 s vs 12 s) but 2-4x slower when
-    other processes ran (50-113 s vs 23-33 s). See BENCHMARKS.md (Audit), bench/perf_audit.py.
+    machine, idle or busy: see BENCHMARKS.md (Audit, Threads) and bench/perf_audit.py.
     """
 
     data: DataSpec
@@ -205,41 +203,70 @@ def _audit_table(
         resolve_device(config.train.device)
     exclude = (config.predictions,) if config.predictions else ()
     prepared = prepare_data(frame, config.data, source=source, exclude=exclude)
-    seconds: dict[str, float] = {}
-    common: dict[str, Any] = {
-        "source": source,
+    if config.predictions:
+        return _audit_predictions(prepared, config, config.predictions, started)
+    return _audit_trained(prepared, config, started, progress)
+
+
+def _common_fields(prepared: PreparedData) -> dict[str, Any]:
+    """The AuditResult fields both modes take from the prepared data."""
+    return {
+        "source": prepared.source,
         "label_column": prepared.label_column,
         "positive_value": prepared.positive_value,
         "protected_column": prepared.protected_column,
         "protected_values": prepared.protected_values,
         "protected_group_defaulted": prepared.protected_group_defaulted,
     }
-    if config.predictions:
-        check_group_sizes(prepared, prepared.a, config.data.min_group_size, "in the file")
-        decisions = Decisions(
-            y=prepared.y.astype(np.int8),
-            a=prepared.a.astype(np.int8),
-            pred=_prediction_decisions(prepared, config.predictions),
-        )
-        evaluation = evaluate_decisions(
-            decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples
-        )
-        seconds["total"] = time.perf_counter() - started
-        return AuditResult(
-            mode="predictions",
-            model=f"predictions column {config.predictions!r}",
-            rows={
-                "total": prepared.n_rows,
-                "audited": prepared.n_rows,
-                "dropped": prepared.dropped_rows,
-            },
-            threat=None,
-            evaluation=evaluation,
-            settings=_settings(config, None),
-            seconds=seconds,
-            **common,
-        )
 
+
+def _audit_predictions(
+    prepared: PreparedData, config: AuditConfig, column: str, started: float
+) -> AuditResult:
+    """Fairness of the decisions in a predictions column, on every row."""
+    check_group_sizes(prepared, prepared.a, config.data.min_group_size, "in the file")
+    decisions = Decisions(
+        y=prepared.y.astype(np.int8),
+        a=prepared.a.astype(np.int8),
+        pred=_prediction_decisions(prepared, column),
+    )
+    evaluation = evaluate_decisions(
+        decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples
+    )
+    seconds = {"total": time.perf_counter() - started}
+    return AuditResult(
+        mode="predictions",
+        model=f"predictions column {column!r}",
+        rows={
+            "total": prepared.n_rows,
+            "audited": prepared.n_rows,
+            "dropped": prepared.dropped_rows,
+        },
+        threat=None,
+        evaluation=evaluation,
+        settings=_settings(config, None),
+        seconds=seconds,
+        **_common_fields(prepared),
+    )
+
+
+def _audit_schedule(config: AuditConfig, n_train: int) -> tuple[AuditConfig, str]:
+    """``config`` with the training schedule for ``n_train`` rows, and how it was changed
+    (empty when it was not)."""
+    train_config = audit_train_config(config.train, n_train)
+    if train_config is config.train:
+        return config, ""
+    schedule = (
+        f", mini-batches of {train_config.batch_size} (automatic above "
+        f"{AUTO_MINIBATCH_ROWS:,} training rows without --batch-size)"
+    )
+    return replace(config, train=train_config), schedule
+
+
+def _audit_trained(
+    prepared: PreparedData, config: AuditConfig, started: float, progress: ProgressCallback
+) -> AuditResult:
+    """Train the target on a seeded split and attack it on the held-out part."""
     split = split_prepared(
         prepared,
         test_size=config.test_size,
@@ -248,21 +275,14 @@ def _audit_table(
         min_group_size=config.data.min_group_size,
     )
     device, encoder, train, test = split.device, split.encoder, split.train, split.test
-    train_pos, test_pos = train.positions, test.positions
-    seconds["prepare"] = time.perf_counter() - started
+    seconds = {"prepare": time.perf_counter() - started}
 
     progress(
-        f"{source}: {prepared.n_rows} rows, label {prepared.label_column!r} (favourable "
-        f"{prepared.positive_value!r}), protected group {prepared.describe_protected_group()}"
+        f"{prepared.source}: {prepared.n_rows} rows, label {prepared.label_column!r} "
+        f"(favourable {prepared.positive_value!r}), protected group "
+        f"{prepared.describe_protected_group()}"
     )
-    train_config = audit_train_config(config.train, len(train_pos))
-    schedule = ""
-    if train_config is not config.train:
-        config = replace(config, train=train_config)
-        schedule = (
-            f", mini-batches of {train_config.batch_size} (automatic above "
-            f"{AUTO_MINIBATCH_ROWS:,} training rows without --batch-size)"
-        )
+    config, schedule = _audit_schedule(config, len(train.positions))
     progress(
         f"training {config.train.model} for {config.train.epochs} epochs{schedule} on {device}"
     )
@@ -290,8 +310,8 @@ def _audit_table(
         + (f", {config.train.epochs} epochs{schedule}" if schedule else ""),
         rows={
             "total": prepared.n_rows,
-            "train": len(train_pos),
-            "test": len(test_pos),
+            "train": len(train.positions),
+            "test": len(test.positions),
             "dropped": prepared.dropped_rows,
             "features": encoder.n_features,
         },
@@ -299,7 +319,7 @@ def _audit_table(
         evaluation=evaluation,
         settings=_settings(config, str(device)),
         seconds=seconds,
-        **common,
+        **_common_fields(prepared),
     )
 
 

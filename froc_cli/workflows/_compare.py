@@ -7,32 +7,17 @@ a method that raises is reported in its row with the reason and the others still
 
 The deployed model
     Every method is evaluated as a *deployed pipeline* that takes the encoded record with the
-    row's group appended as one extra, immutable column: ``x_ext = [x, a]``. Attackers perturb
-    ``x`` (within the threat model's eps-ball, the group never changes); the pipeline may use
-    ``a`` (the Disparate Impact Remover repairs a row against its own group's distribution, as
-    AIF360 does). Models that do not use the group simply ignore the column.
+    row's group appended as one extra, immutable column: ``x_ext = [x, a]`` (see
+    :mod:`froc_cli.methods._pipelines`). Attackers perturb ``x`` (within the threat model's
+    eps-ball, the group never changes); the pipeline may use ``a``.
 
 Sequential baselines (paper 7.1-7.2), each over the lambda grid {0, 0.01, 0.05, 0.1, 0.5, 1}
-    * ``rbf-rw`` / ``rbf-dir`` (robustness before fairness): one PGD adversarial example (in the
-      threat model's continuous or valid space) per training row, crafted on the plainly trained
-      target and labelled with its source row's label, is added to the training data with
-      weight lambda (so the loss is eq. 3 up to the constant 1/(1 + lambda)); then the fairness
-      pre-processing is applied to the augmented data and the model is trained plainly on it:
-      Reweighing (Kamiran-Calders weights of the augmented data multiply the row weights) or the
-      Disparate Impact Remover (full repair of the numeric features, fitted on the augmented
-      training rows, applied to validation and test rows with their groups).
-    * ``fbr-rw`` / ``fbr-dir`` (fairness before robustness): the fairness pre-processing of the
-      training data, a model trained plainly on it, then PGD adversarial training (eq. 3 via
-      ``Objective(lambda_r=lambda)``). With DIR, adversarial training works on the repaired
-      features (the paper repairs the data, then trains).
-    Both train the lambda = 0 model for ``train.epochs`` epochs (for RbF on the training rows
-    alone: the added rows weigh 0) and obtain every lambda > 0 model by continuing from it for
-    ``adv_epochs`` epochs on the lambda-weighted objective: the same objective as a fit from
-    scratch, at a fraction of the cost of 24 full fits (the --repeats 1 budget on Adult).
-    The grid's setting reported in the method's row is chosen on the VALIDATION split: the most
-    accurate setting meeting both constraints there, else the one closest to meeting them (sum
-    of the two shortfalls), ties to accuracy. Every grid point's test figures are kept (JSON,
-    report, plot).
+    ``rbf-rw`` / ``rbf-dir`` (robustness before fairness) and ``fbr-rw`` / ``fbr-dir`` (fairness
+    before robustness) are defined and trained in :mod:`froc_cli.methods._sequential`; this
+    module evaluates every grid point and reports the setting chosen on the VALIDATION split
+    (:func:`froc_cli.methods.select_on_validation`): the most accurate setting meeting both
+    constraints there, else the one closest to meeting them (sum of the two shortfalls), ties
+    to accuracy. Every grid point's test figures are kept (JSON, report, plot).
 
 Attacks
     White-box FGSM and PGD are crafted on each deployed pipeline itself. Through the DIR repair
@@ -49,7 +34,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -64,16 +49,12 @@ from froc_cli.core._config import AttackKind, DataSpec, Objective, ThreatModel, 
 from froc_cli.core._device import resolve_device, torch_threads
 from froc_cli.core._errors import InputError
 from froc_cli.core._io import read_table, to_jsonable
+from froc_cli.core._progress import ProgressCallback, silent
 from froc_cli.core._version import environment_versions
 from froc_cli.data._dataset import PreparedData, prepare_data
 from froc_cli.data._encoder import TabularEncoder, fit_encoder
 from froc_cli.data._rows import EncodedRows, encode_rows
 from froc_cli.data._splits import check_group_sizes, split_indices
-from froc_cli.methods._baselines import (
-    DisparateImpactRepair,
-    compute_reweighing_weights,
-    fit_disparate_impact_repair,
-)
 from froc_cli.methods._froc_in import (
     EpochProgress,
     FitOutcome,
@@ -81,8 +62,18 @@ from froc_cli.methods._froc_in import (
     fit_froc_in,
 )
 from froc_cli.methods._froc_pre import PreprocessConfig, PreprocessResult, preprocess_table
+from froc_cli.methods._pipelines import GroupBlind, extended_input, with_group_column
+from froc_cli.methods._sequential import (
+    Fairness,
+    GridFit,
+    SequentialConfig,
+    fairness_before_robustness,
+    robustness_before_fairness,
+    select_on_validation,
+    validation_shortfall,
+)
 from froc_cli.metrics._evaluate import attack_decisions, attack_in_chunks, evaluate_decisions
-from froc_cli.metrics._rules import is_degenerate, shortfall
+from froc_cli.metrics._rules import is_degenerate
 from froc_cli.metrics._scores import robustness_score
 from froc_cli.models._nets import build_model, parse_model_spec
 from froc_cli.models._training import predict_logits, train_model
@@ -94,21 +85,16 @@ __all__ = [
     "TABLE_METRICS",
     "CompareConfig",
     "CompareContext",
-    "CompareProgress",
     "CompareResult",
     "GridPoint",
-    "GroupBlind",
     "MethodOutcome",
     "MethodRow",
     "MethodSpec",
     "MethodSummary",
-    "ProgressEvent",
-    "RepairedPipeline",
     "RepeatResult",
     "compare_file",
     "compare_table",
     "is_degenerate",
-    "select_on_validation",
 ]
 
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.5, 1.0)
@@ -213,26 +199,6 @@ class CompareConfig:
     def seeds(self) -> tuple[int, ...]:
         """One seed per repeat."""
         return tuple(self.train.seed + r for r in range(self.repeats))
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """Where a comparison is: ``step`` of ``steps`` methods done, which one runs now."""
-
-    step: int
-    steps: int
-    repeat: int
-    repeats: int
-    seed: int
-    method: str
-    detail: str
-
-
-CompareProgress = Callable[[ProgressEvent], None]
-
-
-def _silent(_: ProgressEvent) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -403,91 +369,6 @@ class CompareResult:
 
 
 # --------------------------------------------------------------------------------------------
-# Deployed pipelines: every model takes [x, a]
-# --------------------------------------------------------------------------------------------
-
-
-class GroupBlind(nn.Module):
-    """A deployed model that ignores the appended group column."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x_ext: torch.Tensor) -> torch.Tensor:
-        """Logits of ``model`` on the features."""
-        out: torch.Tensor = self.model(x_ext[:, :-1])
-        return out
-
-
-class RepairedPipeline(nn.Module):
-    """Disparate Impact Remover, then the model: ``model(repair(x, a))``.
-
-    The repair is computed exactly (numpy) and its gradient passed straight through; the repair
-    is non-decreasing in every feature, so gradient signs are exact wherever it moves at all.
-    """
-
-    def __init__(self, model: nn.Module, repair: DisparateImpactRepair) -> None:
-        super().__init__()
-        self.model = model
-        self.repair = repair
-
-    def forward(self, x_ext: torch.Tensor) -> torch.Tensor:
-        """Logits of ``model`` on the repaired features."""
-        x, a = x_ext[:, :-1], x_ext[:, -1]
-        repaired = _apply_repair(self.repair, x.detach(), a.detach())
-        straight_through = x + (repaired - x).detach()
-        out: torch.Tensor = self.model(straight_through)
-        return out
-
-
-def _apply_repair(repair: DisparateImpactRepair, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    try:
-        out = repair.apply(x.cpu().double().numpy(), a.cpu().numpy().round())
-    except ValueError as exc:
-        raise InputError(f"disparate impact repair: {exc}") from exc
-    return torch.as_tensor(out, dtype=x.dtype, device=x.device)
-
-
-def _with_group_column(space: FeatureSpace) -> FeatureSpace:
-    """``space`` with one more feature, the group: in [0, 1], immutable, not numeric."""
-
-    def extend(t: torch.Tensor, value: float | bool | int) -> torch.Tensor:
-        return torch.cat([t, torch.tensor([value], dtype=t.dtype, device=t.device)])
-
-    return FeatureSpace(
-        lower=extend(space.lower, 0.0),
-        upper=extend(space.upper, 1.0),
-        mutable=extend(space.mutable, False),
-        numeric=extend(space.numeric, False),
-        grid=extend(space.grid, 0.0),
-        blocks=extend(space.blocks, -1),
-        n_blocks=space.n_blocks,
-    )
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """Encoded rows plus the extended input ``[x, a]``."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    a: torch.Tensor
-    x_ext: torch.Tensor
-
-    @classmethod
-    def of(cls, rows: EncodedRows) -> _Rows:
-        return cls(rows.x, rows.y, rows.a, torch.cat([rows.x, rows.a[:, None]], dim=1))
-
-    @property
-    def a_numpy(self) -> np.ndarray:
-        return self.a.cpu().numpy()
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-
-# --------------------------------------------------------------------------------------------
 # The per-seed context every method works in
 # --------------------------------------------------------------------------------------------
 
@@ -518,7 +399,7 @@ class CompareContext:
         device: torch.device,
         seed: int,
         positions: tuple[np.ndarray, np.ndarray, np.ndarray],
-        notify: Callable[[str], None],
+        notify: ProgressCallback,
     ) -> None:
         self.config = config
         self.frame = frame
@@ -530,15 +411,13 @@ class CompareContext:
         self.threat = config.threat
         self.train_config = replace(config.train, seed=seed)
         self.space = FeatureSpace.from_encoder(encoder, device)
-        self.space_ext = _with_group_column(self.space)
+        self.space_ext = with_group_column(self.space)
         fit_pos, val_pos, test_pos = positions
         self.train_positions = np.sort(np.concatenate([fit_pos, val_pos]))
         self.test_positions = test_pos
-        self.fit_rows = encode_rows(prepared, encoder, fit_pos, device)
-        self.val_rows = encode_rows(prepared, encoder, val_pos, device)
-        self.fit = _Rows.of(self.fit_rows)
-        self.val = _Rows.of(self.val_rows)
-        self.test = _Rows.of(encode_rows(prepared, encoder, test_pos, device))
+        self.fit = encode_rows(prepared, encoder, fit_pos, device)
+        self.val = encode_rows(prepared, encoder, val_pos, device)
+        self.test = encode_rows(prepared, encoder, test_pos, device)
         self.notify = notify
         self.transfer: dict[str, torch.Tensor] = {}
         self._plain: nn.Module | None = None
@@ -588,10 +467,6 @@ class CompareContext:
             self._plain = self.train(self.fit.x, self.fit.y, self.fit.a)
         return self._plain
 
-    def objective(self, lambda_r: float) -> Objective:
-        """PGD adversarial training (eq. 3) with weight ``lambda_r``."""
-        return Objective(lambda_r=lambda_r, attack="pgd", threat=self.threat)
-
     # ---- attacks and evaluation -----------------------------------------------------------
 
     def craft(
@@ -618,19 +493,19 @@ class CompareContext:
         kinds: tuple[AttackKind, ...] = ("fgsm", "pgd")
         for kind in kinds:
             self.transfer[kind] = self.craft(
-                blind, kind, self.test.x_ext, self.test.y, extended=True
+                blind, kind, extended_input(self.test), self.test.y, extended=True
             )
 
-    def evaluate(self, model: nn.Module, rows: _Rows, *, transfer: bool) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, rows: EncodedRows, *, transfer: bool) -> dict[str, float]:
         """Clean, white-box FGSM/PGD (and transfer) figures of a deployed pipeline on ``rows``."""
         decisions = attack_decisions(
-            model, rows.x_ext, rows.y, rows.a_numpy, self.space_ext, self.threat
+            model, extended_input(rows), rows.y, rows.a_numpy, self.space_ext, self.threat
         )
         metrics = dict(evaluate_decisions(decisions).metrics)
         share = float(decisions.pred.mean()) if len(decisions.pred) else math.nan
         metrics["rarer_decision_share"] = min(share, 1.0 - share)
         metrics["rows"] = float(len(decisions.pred))
-        y = rows.y.cpu().numpy().astype(np.int8)
+        y = rows.y_numpy
         for kind in ("fgsm", "pgd"):
             name = f"transfer_{kind}"
             if transfer and kind in self.transfer:
@@ -671,44 +546,6 @@ class CompareContext:
 
 
 # --------------------------------------------------------------------------------------------
-# Selection on validation
-# --------------------------------------------------------------------------------------------
-
-
-def _shortfall(metrics: dict[str, float], delta_f: float, delta_r: float) -> float:
-    return shortfall(
-        metrics.get("bias_score", math.nan),
-        metrics.get("robustness_pgd", math.nan),
-        delta_f,
-        delta_r,
-        degenerate=is_degenerate(metrics),
-    )
-
-
-def select_on_validation(points: Sequence[dict[str, float]], delta_f: float, delta_r: float) -> int:
-    """Index of the setting to report, judged on validation figures only.
-
-    The most accurate setting meeting both constraints (S_B <= delta_F, S_R(PGD) >= delta_R)
-    that is not degenerate (:func:`is_degenerate`); when none does, the one with the smallest
-    total shortfall ``max(0, S_B - delta_F) + max(0, delta_R - S_R)`` (plus 1 when
-    degenerate), ties broken by accuracy, then order.
-    """
-    if not points:
-        raise InputError("nothing to select from: the grid is empty")
-
-    def key(i: int) -> tuple[float, float, int]:
-        accuracy = points[i].get("accuracy", math.nan)
-        accuracy = accuracy if math.isfinite(accuracy) else -math.inf
-        return (_shortfall(points[i], delta_f, delta_r), -accuracy, i)
-
-    return min(range(len(points)), key=key)
-
-
-def _format_lambda(value: float) -> str:
-    return f"{value:g}"
-
-
-# --------------------------------------------------------------------------------------------
 # Methods
 # --------------------------------------------------------------------------------------------
 
@@ -731,33 +568,13 @@ def _run_plain(ctx: CompareContext) -> MethodOutcome:
     return MethodOutcome(model=model, setting="plain BCE", validation=ctx.validate(model))
 
 
-def _reweighing(y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    try:
-        weights = compute_reweighing_weights(y.cpu().numpy(), a.cpu().numpy())
-    except ValueError as exc:
-        raise InputError(f"reweighing: {exc}") from exc
-    return torch.as_tensor(weights, dtype=torch.float32, device=y.device)
-
-
-def _fit_repair(ctx: CompareContext, x: torch.Tensor, a: torch.Tensor) -> DisparateImpactRepair:
-    try:
-        return fit_disparate_impact_repair(
-            x.cpu().double().numpy(),
-            a.cpu().numpy(),
-            repair_level=ctx.config.repair_level,
-            columns=ctx.encoder.numeric_features(),
-        )
-    except ValueError as exc:
-        raise InputError(f"disparate impact remover: {exc}") from exc
-
-
 def _choose(ctx: CompareContext, points: list[tuple[GridPoint, nn.Module]]) -> MethodOutcome:
     index = select_on_validation(
         [p.validation for p, _ in points], ctx.config.delta_f, ctx.config.delta_r
     )
     grid = [replace(p, chosen=i == index) for i, (p, _) in enumerate(points)]
     chosen, model = points[index]
-    feasible = _shortfall(chosen.validation, ctx.config.delta_f, ctx.config.delta_r) == 0
+    feasible = validation_shortfall(chosen.validation, ctx.config.delta_f, ctx.config.delta_r) == 0
     how = "best val. accuracy meeting both" if feasible else "closest to the box on val."
     return MethodOutcome(
         model=model,
@@ -769,86 +586,57 @@ def _choose(ctx: CompareContext, points: list[tuple[GridPoint, nn.Module]]) -> M
     )
 
 
-def _robustness_before_fairness(ctx: CompareContext, name: str, fairness: str) -> MethodOutcome:
-    fit = ctx.fit
-    ctx.notify("crafting PGD examples on the plain target")
-    x_adv = ctx.craft(ctx.plain_model(), "pgd", fit.x, fit.y, extended=False)
-    x_aug = torch.cat([fit.x, x_adv])
-    y_aug = torch.cat([fit.y, fit.y])
-    a_aug = torch.cat([fit.a, fit.a])
-    repair = _fit_repair(ctx, x_aug, a_aug) if fairness == "dir" else None
-    x_train = _apply_repair(repair, x_aug, a_aug) if repair is not None else x_aug
-    fair_weights = _reweighing(y_aug, a_aug) if fairness == "rw" else torch.ones_like(y_aug)
-    n = len(fit)
-    # lambda = 0: the added rows weigh nothing, so train on the training rows alone (the same
-    # loss, half the work); every lambda > 0 continues from that model.
-    ctx.notify("fairness pre-processing of the augmented data, plain training")
-    base = ctx.train(x_train[:n], fit.y, fit.a, sample_weight=fair_weights[:n])
-    points: list[tuple[GridPoint, nn.Module]] = []
-    for lam in ctx.config.lambdas:
-        setting = f"lambda={_format_lambda(lam)}"
-        ctx.notify(setting)
-        if lam == 0:
-            model = base
-        else:
-            weights = fair_weights * torch.cat(
-                [torch.ones_like(fit.y), torch.full_like(fit.y, lam)]
-            )
-            model = ctx.train(
-                x_train,
-                y_aug,
-                a_aug,
-                sample_weight=weights,
-                model=base,
-                epochs=ctx.config.adv_epochs,
-            )
-        deployed = RepairedPipeline(model, repair) if repair is not None else GroupBlind(model)
-        points.append(ctx.grid_point(name, setting, {"lambda": lam}, deployed, "grid"))
+def _sequential_config(ctx: CompareContext, fairness: Fairness) -> SequentialConfig:
+    cfg = ctx.config
+    return SequentialConfig(
+        fairness=fairness,
+        lambdas=cfg.lambdas,
+        adv_epochs=cfg.adv_epochs,
+        threat=ctx.threat,
+        numeric_columns=ctx.encoder.numeric_features(),
+        repair_level=cfg.repair_level,
+    )
+
+
+def _evaluate_grid(ctx: CompareContext, name: str, fits: Iterator[GridFit]) -> MethodOutcome:
+    """Validate and test each grid point as it is trained, then choose on validation."""
+    points = [ctx.grid_point(name, f.setting, f.params, f.model, "grid") for f in fits]
     return _choose(ctx, points)
 
 
-def _fairness_before_robustness(ctx: CompareContext, name: str, fairness: str) -> MethodOutcome:
-    fit = ctx.fit
-    repair = _fit_repair(ctx, fit.x, fit.a) if fairness == "dir" else None
-    x_train = _apply_repair(repair, fit.x, fit.a) if repair is not None else fit.x
-    weights = _reweighing(fit.y, fit.a) if fairness == "rw" else None
-    ctx.notify("fairness pre-processing, plain training")
-    base = ctx.train(x_train, fit.y, fit.a, sample_weight=weights)
-    points: list[tuple[GridPoint, nn.Module]] = []
-    for lam in ctx.config.lambdas:
-        setting = f"lambda={_format_lambda(lam)}"
-        ctx.notify(setting)
-        if lam == 0:
-            model = base
-        else:
-            model = ctx.train(
-                x_train,
-                fit.y,
-                fit.a,
-                objective=ctx.objective(lam),
-                sample_weight=weights,
-                model=base,
-                epochs=ctx.config.adv_epochs,
-            )
-        deployed = RepairedPipeline(model, repair) if repair is not None else GroupBlind(model)
-        points.append(ctx.grid_point(name, setting, {"lambda": lam}, deployed, "grid"))
-    return _choose(ctx, points)
+def _run_rbf(ctx: CompareContext, name: str, fairness: Fairness) -> MethodOutcome:
+    fits = robustness_before_fairness(
+        ctx.fit,
+        ctx.plain_model(),
+        ctx.train,
+        _sequential_config(ctx, fairness),
+        space=ctx.space,
+        progress=ctx.notify,
+    )
+    return _evaluate_grid(ctx, name, fits)
+
+
+def _run_fbr(ctx: CompareContext, name: str, fairness: Fairness) -> MethodOutcome:
+    fits = fairness_before_robustness(
+        ctx.fit, ctx.train, _sequential_config(ctx, fairness), progress=ctx.notify
+    )
+    return _evaluate_grid(ctx, name, fits)
 
 
 def _run_rbf_rw(ctx: CompareContext) -> MethodOutcome:
-    return _robustness_before_fairness(ctx, "rbf-rw", "rw")
+    return _run_rbf(ctx, "rbf-rw", "rw")
 
 
 def _run_rbf_dir(ctx: CompareContext) -> MethodOutcome:
-    return _robustness_before_fairness(ctx, "rbf-dir", "dir")
+    return _run_rbf(ctx, "rbf-dir", "dir")
 
 
 def _run_fbr_rw(ctx: CompareContext) -> MethodOutcome:
-    return _fairness_before_robustness(ctx, "fbr-rw", "rw")
+    return _run_fbr(ctx, "fbr-rw", "rw")
 
 
 def _run_fbr_dir(ctx: CompareContext) -> MethodOutcome:
-    return _fairness_before_robustness(ctx, "fbr-dir", "dir")
+    return _run_fbr(ctx, "fbr-dir", "dir")
 
 
 def _froc_in_config(
@@ -869,14 +657,19 @@ def _froc_in_config(
 
 
 def _fit_froc_in(ctx: CompareContext, config: FrocInConfig) -> tuple[nn.Module, FitOutcome]:
+    started: set[int] = set()
+
     def on_epoch(p: EpochProgress) -> None:
-        ctx.notify(
-            f"trial {p.trial + 1}: lambda_F={p.lambda_f:g} lambda_R={p.lambda_r:g}, "
-            f"epoch {p.epoch}/{p.epochs}"
-        )
+        # One line per trial, not per epoch: progress lines go to a log, not a live display.
+        if p.trial not in started:
+            started.add(p.trial)
+            ctx.notify(
+                f"trial {p.trial + 1}: lambda_F={p.lambda_f:g} lambda_R={p.lambda_r:g}, "
+                f"{p.epochs} epochs at most"
+            )
 
     outcome = fit_froc_in(
-        ctx.fit_rows, ctx.val_rows, ctx.encoder, config, device=ctx.device, on_epoch=on_epoch
+        ctx.fit, ctx.val, ctx.encoder, config, device=ctx.device, on_epoch=on_epoch
     )
     return GroupBlind(outcome.model), outcome
 
@@ -1125,8 +918,22 @@ def _run_method(ctx: CompareContext, spec: MethodSpec) -> tuple[MethodRow, list[
 
 @dataclass
 class _Cursor:
-    step: int
-    method: str
+    """Where a comparison is; gives each progress detail its line (step, seed, method)."""
+
+    progress: ProgressCallback
+    steps: int
+    repeats: int
+    step: int = 0
+    repeat: int = 0
+    seed: int = 0
+    method: str = "setup"
+
+    def notify(self, detail: str) -> None:
+        """One progress line: ``[step/steps] seed S (repeat/repeats): method: detail``."""
+        self.progress(
+            f"[{min(self.step + 1, self.steps)}/{self.steps}] seed {self.seed} "
+            f"({self.repeat + 1}/{self.repeats}): {self.method}: {detail}"
+        )
 
 
 def _split_three(
@@ -1141,20 +948,16 @@ def _split_three(
     return train_pos[fit_local], train_pos[val_local], test_pos
 
 
-def _run_repeat(
+def _seed_context(
     frame: pd.DataFrame,
     source: str,
     prepared: PreparedData,
     config: CompareConfig,
     device: torch.device,
-    repeat: int,
-    step: int,
-    steps: int,
-    progress: CompareProgress,
-) -> RepeatResult:
-    seed = config.seeds[repeat]
-    started = time.perf_counter()
-    fit_pos, val_pos, test_pos = _split_three(prepared, config, seed)
+    cursor: _Cursor,
+) -> CompareContext:
+    """The seed's split (checked for group sizes), encoder and context."""
+    fit_pos, val_pos, test_pos = _split_three(prepared, config, cursor.seed)
     minimum = config.data.min_group_size
     check_group_sizes(prepared, prepared.a[test_pos], minimum, "in the test split")
     check_group_sizes(prepared, prepared.a[val_pos], minimum, "in the validation split")
@@ -1164,36 +967,34 @@ def _run_repeat(
         prepared.feature_columns,
         prepared.immutable_columns,
     )
-    current = _Cursor(step=step, method="setup")
-
-    def notify(detail: str) -> None:
-        progress(
-            ProgressEvent(
-                step=current.step,
-                steps=steps,
-                repeat=repeat,
-                repeats=config.repeats,
-                seed=seed,
-                method=current.method,
-                detail=detail,
-            )
-        )
-
-    ctx = CompareContext(
+    return CompareContext(
         config=config,
         frame=frame,
         source=source,
         prepared=prepared,
         encoder=encoder,
         device=device,
-        seed=seed,
+        seed=cursor.seed,
         positions=(fit_pos, val_pos, test_pos),
-        notify=notify,
+        notify=cursor.notify,
     )
+
+
+def _run_repeat(
+    frame: pd.DataFrame,
+    source: str,
+    prepared: PreparedData,
+    config: CompareConfig,
+    device: torch.device,
+    cursor: _Cursor,
+) -> RepeatResult:
+    started = time.perf_counter()
+    cursor.method = "setup"
+    ctx = _seed_context(frame, source, prepared, config, device, cursor)
     cpu_started = time.process_time()
     seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
     notes: list[str] = []
-    notify("training the transfer source")
+    cursor.notify("training the transfer source")
     mark = time.perf_counter()
     try:
         ctx.prepare_transfer()
@@ -1203,32 +1004,32 @@ def _run_repeat(
     rows: list[MethodRow] = []
     grid: list[GridPoint] = []
     for name in config.selected_methods:
-        current.method = name
-        notify("running")
+        cursor.method = name
+        cursor.notify("running")
         row, points = _run_method(ctx, METHODS[name])
         rows.append(row)
         grid.extend(points)
-        current.step += 1
+        cursor.step += 1
     if config.sweep:
-        current.method = "sweep"
-        notify("sweeping FRoC-IN lambdas and FRoC-PRE deltas")
+        cursor.method = "sweep"
+        cursor.notify("sweeping FRoC-IN lambdas and FRoC-PRE deltas")
         mark = time.perf_counter()
         points, sweep_notes = _run_sweep(ctx)
         grid.extend(points)
         notes.extend(sweep_notes)
         seconds["sweep"] = time.perf_counter() - mark
-        current.step += 1
-    notify("done")
+        cursor.step += 1
+    cursor.notify("done")
     seconds["total"] = time.perf_counter() - started
     seconds["cpu_total"] = time.process_time() - cpu_started
     counts = {
-        "fit": len(fit_pos),
-        "validation": len(val_pos),
-        "test": len(test_pos),
-        "features": encoder.n_features,
+        "fit": len(ctx.fit),
+        "validation": len(ctx.val),
+        "test": len(ctx.test),
+        "features": ctx.encoder.n_features,
     }
     return RepeatResult(
-        seed=seed,
+        seed=ctx.seed,
         rows=tuple(rows),
         grid=tuple(grid),
         counts=counts,
@@ -1306,7 +1107,7 @@ def compare_table(
     config: CompareConfig,
     *,
     source: str,
-    progress: CompareProgress = _silent,
+    progress: ProgressCallback = silent,
     command: str | None = None,
 ) -> CompareResult:
     """Run every selected method on ``config.repeats`` seeded splits of ``frame``."""
@@ -1319,7 +1120,7 @@ def _compare_table(
     config: CompareConfig,
     *,
     source: str,
-    progress: CompareProgress,
+    progress: ProgressCallback,
     command: str | None,
 ) -> CompareResult:
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -1327,11 +1128,11 @@ def _compare_table(
     prepared = prepare_data(frame, config.data, source=source)
     device = resolve_device(config.train.device)
     units = len(config.selected_methods) + (1 if config.sweep else 0)
-    steps = units * config.repeats
-    repeats = [
-        _run_repeat(frame, source, prepared, config, device, r, r * units, steps, progress)
-        for r in range(config.repeats)
-    ]
+    cursor = _Cursor(progress=progress, steps=units * config.repeats, repeats=config.repeats)
+    repeats: list[RepeatResult] = []
+    for r, seed in enumerate(config.seeds):
+        cursor.step, cursor.repeat, cursor.seed = r * units, r, seed
+        repeats.append(_run_repeat(frame, source, prepared, config, device, cursor))
     settings = {
         "seeds": list(config.seeds),
         "test_size": config.test_size,
@@ -1368,14 +1169,9 @@ def compare_file(
     path: str | Path,
     config: CompareConfig,
     *,
-    progress: CompareProgress = _silent,
+    progress: ProgressCallback = silent,
     command: str | None = None,
 ) -> CompareResult:
     """Read ``path`` (CSV or parquet) and compare (see :func:`compare_table`)."""
     frame = read_table(path)
     return compare_table(frame, config, source=str(path), progress=progress, command=command)
-
-
-# --------------------------------------------------------------------------------------------
-# Markdown report
-# --------------------------------------------------------------------------------------------

@@ -16,12 +16,21 @@ import torch
 from conftest import make_frame
 
 from froc_cli.attacks import FeatureSpace, make_attack
-from froc_cli.core import DataSpec, InputError, Objective, ThreatModel, TrainConfig
+from froc_cli.core import (
+    EXIT_INPUT_ERROR,
+    DataSpec,
+    InputError,
+    NumericError,
+    Objective,
+    ThreatModel,
+    TrainConfig,
+)
 from froc_cli.data import encode_rows, fit_encoder, prepare_data, split_indices
 from froc_cli.methods import (
     PreprocessConfig,
     PreprocessResult,
     RoundRecord,
+    _froc_pre,
     compute_addition_influence,
     compute_augment_influence,
     compute_flip_influence,
@@ -229,6 +238,39 @@ def test_a_constant_model_is_never_a_success() -> None:
 def test_bad_settings_are_input_errors(change: dict[str, Any], needle: str) -> None:
     with pytest.raises(InputError, match=needle):
         fast_config(**change)
+
+
+def test_an_overflowing_learning_rate_is_a_numeric_error(frame: pd.DataFrame) -> None:
+    # Adam cannot even convert a step this large to float32: a torch RuntimeError inside.
+    with pytest.raises(NumericError, match="--lr") as caught:
+        preprocess_table(frame, fast_config(lr=1e39), source="tiny")
+    assert caught.value.exit_code == EXIT_INPUT_ERROR
+    assert "\n" not in str(caught.value)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+def test_a_diverged_surrogate_is_a_numeric_error(
+    frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def diverging(model: torch.nn.Module, *args: Any, **kwargs: Any) -> None:
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.fill_(float("nan"))
+
+    monkeypatch.setattr(_froc_pre, "train_model", diverging)
+    with pytest.raises(NumericError, match=r"surrogate mlp:16 \(round 1\).*NaN or infinite"):
+        preprocess_table(frame, fast_config(), source="tiny")
+
+
+def test_nan_influence_is_a_numeric_error(
+    frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def nan_influence(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("fairness influence contains NaN or infinite values")
+
+    monkeypatch.setattr(_froc_pre, "compute_flip_influence", nan_influence)
+    with pytest.raises(NumericError, match="fairness influence contains NaN"):
+        preprocess_table(frame, fast_config(), source="tiny")
 
 
 def test_flips_lower_the_bias_of_a_retrained_model() -> None:

@@ -22,6 +22,7 @@ from froc_cli.methods import (
     compute_addition_influence,
     compute_augment_influence,
     compute_flip_influence,
+    fairness_accuracy_score,
 )
 
 DAMPING = 1e-2
@@ -715,3 +716,18 @@ def test_cuda_matches_cpu(problem: _Problem, mlp: nn.Sequential) -> None:
         cpu_aug = compute_augment_influence(mlp, problem.X, problem.y, params=params)
         gpu_aug = compute_augment_influence(gpu, problem.X, problem.y, params=params)
         torch.testing.assert_close(gpu_aug.cpu(), cpu_aug)
+
+
+def test_eq21_score_is_the_same_on_numpy_and_torch() -> None:
+    rng = np.random.default_rng(0)
+    delta_f = rng.normal(size=50)
+    delta_l = rng.normal(size=50) * 1e-3
+    scale = float(np.sqrt(np.mean(delta_l**2)))
+    from_numpy = fairness_accuracy_score(delta_f, delta_l, scale)
+    from_torch = fairness_accuracy_score(torch.as_tensor(delta_f), torch.as_tensor(delta_l), scale)
+    np.testing.assert_allclose(from_numpy, from_torch.numpy(), rtol=1e-15)
+    np.testing.assert_array_equal(from_numpy, delta_f * np.exp(-np.abs(delta_l) / scale))
+    # No loss change at all: no penalty, and a copy (never the caller's array).
+    unscaled = fairness_accuracy_score(delta_f, np.zeros(50), 0.0)
+    np.testing.assert_array_equal(unscaled, delta_f)
+    assert unscaled is not delta_f

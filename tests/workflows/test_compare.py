@@ -1,4 +1,6 @@
-"""Tests of the compare engine (froc_cli/_compare.py) and its plot (froc_cli/_plot.py).
+"""Tests of the compare engine (froc_cli/workflows/_compare.py), the sequential baselines and
+deployed pipelines it evaluates (froc_cli/methods/_sequential.py, _pipelines.py) and its plot
+(froc_cli/reports/_plot.py).
 
 The sequential baselines are checked against their definitions (paper 7.1): RbF trains on the
 training rows plus one PGD example per row crafted on the plain target (labelled with the source
@@ -33,7 +35,14 @@ from froc_cli.core import (
     ThreatModel,
     TrainConfig,
 )
-from froc_cli.methods import compute_reweighing_weights, fit_disparate_impact_repair
+from froc_cli.methods import (
+    GroupBlind,
+    RepairedPipeline,
+    compute_reweighing_weights,
+    fit_disparate_impact_repair,
+    select_on_validation,
+    with_group_column,
+)
 from froc_cli.metrics import is_degenerate
 from froc_cli.models import build_model
 from froc_cli.reports import pareto_front, plot_compare, render_compare_markdown
@@ -42,14 +51,10 @@ from froc_cli.workflows import (
     CompareConfig,
     CompareContext,
     CompareResult,
-    GroupBlind,
     MethodRow,
     MethodSpec,
-    RepairedPipeline,
     compare_table,
-    select_on_validation,
 )
-from froc_cli.workflows._compare import _with_group_column
 
 SEQUENTIAL = ("plain", "rbf-rw", "rbf-dir", "fbr-rw", "fbr-dir")
 
@@ -210,7 +215,7 @@ def test_attacks_on_the_extended_input_never_change_the_group() -> None:
     y = torch.as_tensor((rng.random(64) < 0.5).astype(np.float32))
     model = _linear(3, seed=1)
     space = FeatureSpace.unconstrained(3)
-    wide = _with_group_column(space)
+    wide = with_group_column(space)
     threat = ThreatModel(eps=0.1)
     x_ext = torch.cat([x, a[:, None]], dim=1)
     adv_ext = make_attack("pgd", GroupBlind(model), wide, threat)(x_ext, y)
@@ -432,6 +437,24 @@ def test_threads_apply_during_the_run_and_are_restored(synthetic: pd.DataFrame) 
     assert result.settings["threads"] == 2
     assert torch.get_num_threads() == before
     assert "2 torch thread(s)" in render_compare_markdown(result)
+
+
+def test_progress_is_one_line_per_step_naming_the_seed_and_method(
+    synthetic: pd.DataFrame,
+) -> None:
+    lines: list[str] = []
+    train = TrainConfig(model="lr", epochs=5, device="cpu")
+    compare_table(
+        synthetic.iloc[:1500],
+        _config(methods=("plain",), repeats=2, train=train),
+        source="s",
+        progress=lines.append,
+    )
+    assert all(isinstance(line, str) for line in lines)
+    assert lines[0] == "[1/2] seed 0 (1/2): setup: training the transfer source"
+    assert "[1/2] seed 0 (1/2): plain: running" in lines
+    assert "[2/2] seed 1 (2/2): plain: running" in lines
+    assert lines[-1] == "[2/2] seed 1 (2/2): plain: done"
 
 
 def test_froc_methods_plug_in(synthetic: pd.DataFrame) -> None:

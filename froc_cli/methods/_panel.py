@@ -1,0 +1,175 @@
+"""A panel of outside trainers: the model families a data owner's counterpart fits plainly to
+the file FRoC-PRE writes, and what each of them reaches.
+
+FRoC-PRE's promise is about a model froc did not train: each panel member is fitted with
+plain training, as an outside trainer would, and judged on rows it never saw. Members:
+
+* ``mlp:H`` (or ``mlp:HxH``): froc's ReLU network, full-batch Adam, plain BCE;
+* ``lr``: scikit-learn's ``LogisticRegression`` (lbfgs), copied into a linear network so
+  that white-box attacks can take its gradient;
+* ``hgb``: scikit-learn's ``HistGradientBoostingClassifier`` with its defaults (seeded). Trees
+  have no gradient: only transfer attacks apply to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.core._config import Objective, ThreatModel, TrainConfig
+from froc_cli.core._errors import InputError
+from froc_cli.metrics import _scores as m
+from froc_cli.metrics._evaluate import attack_in_chunks
+from froc_cli.models._nets import build_model, parse_model_spec
+from froc_cli.models._training import predict_logits, train_model
+
+__all__ = [
+    "DEFAULT_PANEL",
+    "PanelMember",
+    "fit_panel_member",
+    "measure_panel_member",
+    "parse_panel",
+    "threat_variants",
+]
+
+DEFAULT_PANEL = ("mlp:64", "lr", "hgb")
+
+
+def parse_panel(spec: str) -> tuple[str, ...]:
+    """The members of a comma-separated panel spec such as ``mlp:64,lr,hgb``."""
+    members = tuple(part.strip().lower() for part in spec.split(",") if part.strip())
+    if not members:
+        raise InputError(f"--target-models {spec!r}: expected a comma-separated list")
+    for member in members:
+        if member == "hgb":
+            continue
+        try:
+            parse_model_spec(member)
+        except InputError:
+            raise InputError(
+                f"--target-models {spec!r}: {member!r} is not lr, hgb or mlp:H (e.g. mlp:64)"
+            ) from None
+    if len(set(members)) != len(members):
+        raise InputError(f"--target-models {spec!r}: a model is named twice")
+    return members
+
+
+def _native_threads() -> threadpool_limits:
+    """Hold scikit-learn's OpenMP and BLAS pools to torch's thread count (``--threads``):
+    unlimited, the trees' OpenMP pool oversubscribes a small machine many times over."""
+    return threadpool_limits(limits=torch.get_num_threads())
+
+
+@dataclass(frozen=True)
+class PanelMember:
+    """One fitted outside trainer. ``network`` is its differentiable form (None for trees)."""
+
+    name: str
+    network: nn.Module | None
+    trees: HistGradientBoostingClassifier | None = None
+
+    def decisions(self, x: torch.Tensor) -> np.ndarray:
+        """0/1 decisions on encoded rows."""
+        if self.network is not None:
+            return (predict_logits(self.network, x) > 0).cpu().numpy().astype(np.int8)
+        assert self.trees is not None
+        with _native_threads():
+            return np.asarray(self.trees.predict(x.cpu().numpy()), dtype=np.int8)
+
+
+def _fit_linear(x: torch.Tensor, y: torch.Tensor, seed: int) -> nn.Module:
+    classifier = LogisticRegression(max_iter=1000)
+    with _native_threads():
+        classifier.fit(x.cpu().numpy(), y.cpu().numpy().astype(np.int8))
+    network = build_model("lr", x.shape[1], seed=seed, device=x.device)
+    (linear,) = (module for module in network.modules() if isinstance(module, nn.Linear))
+    with torch.no_grad():
+        linear.weight.copy_(torch.as_tensor(classifier.coef_, dtype=linear.weight.dtype))
+        linear.bias.copy_(torch.as_tensor(classifier.intercept_, dtype=linear.bias.dtype))
+    network.eval()
+    return network
+
+
+def fit_panel_member(
+    name: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    seed: int,
+    epochs: int = 300,
+    lr: float = 0.01,
+) -> PanelMember:
+    """Fit panel member ``name`` plainly to the rows ``(x, y)`` (on ``x``'s device)."""
+    if name == "hgb":
+        trees = HistGradientBoostingClassifier(random_state=seed)
+        with _native_threads():
+            trees.fit(x.cpu().numpy(), y.cpu().numpy().astype(np.int8))
+        return PanelMember(name, None, trees)
+    if name == "lr":
+        return PanelMember(name, _fit_linear(x, y, seed))
+    network = build_model(name, x.shape[1], seed=seed, device=x.device)
+    config = TrainConfig(model=name, epochs=epochs, lr=lr, seed=seed)
+    space = FeatureSpace.unconstrained(x.shape[1], x.device)  # plain training attacks nothing
+    groups = torch.zeros_like(y)
+    train_model(network, x, y, groups, objective=Objective(), config=config, space=space)
+    network.eval()
+    return PanelMember(name, network)
+
+
+def threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:
+    """The attack spaces every panel member is measured in: ``valid`` (the user's category
+    budget), ``numeric`` (numeric moves only) and ``continuous`` (the encoded vector)."""
+    variants = {"valid": replace(threat, attack_space="valid")}
+    if threat.cat_budget > 0:
+        variants["numeric"] = replace(threat, attack_space="valid", cat_budget=0)
+    variants["continuous"] = replace(threat, attack_space="continuous")
+    return variants
+
+
+def measure_panel_member(
+    member: PanelMember,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    a: np.ndarray,
+    *,
+    space: FeatureSpace,
+    threat: ThreatModel,
+    transfer_x: Mapping[str, torch.Tensor],
+) -> dict[str, Any]:
+    """Accuracy, majority floor, S_B (eq. 7) and S_R (eq. 8) of ``member`` on ``(x, y, a)``.
+
+    White-box S_R (``robustness_whitebox_<space>``) attacks the member's own gradient in each
+    space of :func:`threat_variants`; transfer S_R (``robustness_transfer_<space>``) replays
+    the rows of ``transfer_x`` (crafted on an independent model) against it.
+    """
+    labels = y.cpu().numpy().astype(np.int8)
+    pred = member.decisions(x)
+    share = float(pred.mean()) if len(pred) else 0.0
+    figures: dict[str, Any] = {
+        "rows": len(labels),
+        "accuracy": m.accuracy(pred, labels),
+        "majority_floor": m.majority_floor(labels),
+        "bias_score": m.bias_score(pred, a),
+        "rarer_decision_share": min(share, 1.0 - share),
+    }
+    for variant, variant_threat in threat_variants(threat).items():
+        if member.network is not None:
+            attack = make_attack("pgd", member.network, space, variant_threat)
+            x_adv = attack_in_chunks(attack, x, y)
+            figures[f"robustness_whitebox_{variant}"] = m.robustness_score(
+                member.decisions(x_adv), labels
+            )
+        if variant in transfer_x:
+            figures[f"robustness_transfer_{variant}"] = m.robustness_score(
+                member.decisions(transfer_x[variant]), labels
+            )
+    return figures
