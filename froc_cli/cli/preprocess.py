@@ -194,14 +194,14 @@ def preprocess_command(
             help="Label flips, as a share of the count that equalises the groups' favourable "
             "label rates."
         ),
-    ] = 0.95,
+    ] = 0.93,
     augment_share: Annotated[
         float, typer.Option(help="Share of the rows that get an adversarial copy.")
-    ] = 0.6,
+    ] = 0.4,
     augment_rounds: Annotated[
         int,
         typer.Option(help="Rounds of adversarial copies, each against the retrained surrogate."),
-    ] = 6,
+    ] = 8,
     surrogate: Annotated[
         str, typer.Option(help="Network the adversarial copies are crafted against.")
     ] = "mlp:64",

@@ -68,9 +68,9 @@ __all__ = [
 class EditSettings:
     """How many edits, and how the adversarial rows are made (see the module docstring)."""
 
-    flip_scale: float = 0.95
-    augment_share: float = 0.6
-    augment_rounds: int = 3
+    flip_scale: float = 0.93
+    augment_share: float = 0.4
+    augment_rounds: int = 8
     surrogate: str = "mlp:64"
     surrogate_epochs: int = 200
     warm_epochs: int = 60
