@@ -24,10 +24,10 @@ README = ROOT / "README.md"
 FAST_OPTIONS: dict[str, list[str]] = {
     "audit": ["--epochs", "30"],
     "train-in": ["--epochs", "10", "--max-fits", "2", "--allow-infeasible"],
-    # --allow-partial: three rounds rarely meet the thresholds, and the walkthrough reads the
+    # --allow-partial: short settings may miss the thresholds, and the walkthrough reads the
     # output and manifest that a full run writes.
     "preprocess": [
-        "--rounds", "3", "--epochs", "30", "--warm-epochs", "3", "--target-epochs", "30",
+        "--augment-rounds", "2", "--epochs", "30", "--warm-epochs", "5", "--folds", "2",
         "--allow-partial",
     ],
     "compare": [
@@ -100,6 +100,6 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             pytest.fail(f"README example {line!r} is neither a froc nor a python command")
         ran += 1
     assert ran >= 6
-    for produced in ("synthetic.froc.csv", "synthetic.manifest.json", "model.froc",
+    for produced in ("adult_sample.froc.csv", "adult_sample.manifest.json", "model.froc",
                      "predictions.csv", "audit.md", "compare.png"):  # fmt: skip
         assert (tmp_path / produced).stat().st_size > 0, f"{produced} was not written"

@@ -23,22 +23,21 @@ from froc_cli.core import read_table
 
 FAST = [
     "--surrogate",
-    "mlp:16",
-    "--target-model",
     "mlp:8",
     "--epochs",
-    "60",
+    "30",
     "--warm-epochs",
     "5",
-    "--target-epochs",
-    "200",
-    "--rounds",
-    "4",
-    "--step",
-    "0.05",
+    "--augment-rounds",
+    "2",
+    "--target-models",
+    "lr,hgb",
+    "--transfer-source",
+    "mlp:8",
+    "--folds",
+    "2",
     "--pgd-steps",
     "3",
-    "--no-compare-input",
     "--min-group-size",
     "5",
 ]
@@ -82,28 +81,31 @@ def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
 
 def test_users_line_works_as_written(data_csv: Path) -> None:
     """``froc preprocess data.csv --protected gender --delta-f 0.05 --delta-r 0.6`` with every
-    other setting at its default (budget cut to 3 rounds to keep the test short)."""
+    other setting at its default (fewer copy rounds to keep the test short)."""
     result = preprocess(
-        data_csv, "--protected", "gender", "--delta-f", "0.05", "--delta-r", "0.6", "--rounds", 3
-    )
+        data_csv, "--protected", "gender", "--delta-f", "0.05", "--delta-r", "0.6",
+        "--augment-rounds", 2,
+    )  # fmt: skip
     assert result.exit_code in (0, 1), (result.stderr, result.exception)
     default = data_csv.with_name("data.froc.csv")
-    assert "fresh mlp:64 trained with plain BCE" in result.stdout
-    assert "S_PR" not in result.stdout
+    assert "3-fold cross-fitted" in result.stdout
+    for model in ("mlp:64", "lr", "hgb"):
+        assert model in result.stdout
     assert "S_R PGD whitebox, valid records" in result.stdout
-    assert "froc: round 1:" in result.stderr
+    assert "fold 1/3, mlp:64" in result.stderr
     assert "seed 0, device cpu, 1 torch thread(s);" in result.stdout  # the --threads default
     if result.exit_code == 0:
         assert f"output written to {default}" in result.stdout
         assert default.is_file()
     else:
-        assert "constraints NOT met" in result.stdout and "best round" in result.stdout
+        assert "promise NOT met" in result.stdout
         assert not default.exists()
 
 
 def test_default_output_is_beside_the_input_with_its_schema(data_csv: Path) -> None:
     before = sha256(data_csv)
-    result = preprocess(data_csv, "--protected", "gender", *MET, *FAST)
+    manifest = data_csv.with_name("m.json")
+    result = preprocess(data_csv, "--protected", "gender", *MET, *FAST, "--manifest", manifest)
     assert result.exit_code == 0, result.stderr
     written = data_csv.with_name("data.froc.csv")
     assert f"output written to {written}" in result.stdout
@@ -111,7 +113,12 @@ def test_default_output_is_beside_the_input_with_its_schema(data_csv: Path) -> N
     original, out = read_table(data_csv), read_table(written)
     assert list(out.columns) == list(original.columns)
     assert out.dtypes.to_dict() == original.dtypes.to_dict()
-    pd.testing.assert_frame_equal(out.iloc[: len(original)], original)
+    flipped = [flip["index"] for flip in json.loads(manifest.read_text())["flips"]]
+    assert flipped
+    pd.testing.assert_frame_equal(
+        out.iloc[: len(original)].drop(index=flipped), original.drop(index=flipped)
+    )
+    assert (out.loc[flipped, "approved"] == 1 - original.loc[flipped, "approved"]).all()
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -160,14 +167,17 @@ def test_manifest_hashes_match_the_files(data_csv: Path, tmp_path: Path) -> None
     assert info["output"]["rows"] == len(read_table(out))
     assert info["seed"] == 3 and info["settings"]["seed"] == 3
     assert {"froc", "torch", "python"} <= set(info["versions"])
-    assert info["met"] is False and "best round" in info["reason"]
-    rounds = info["trajectory"]
-    assert [r["round"] for r in rounds] == list(range(1, len(rounds) + 1))
-    assert {"bias_score", "robustness", "accuracy"} <= set(rounds[0])
+    assert info["met"] is False and "S_B" in info["reason"]
+    assert [v["model"] for v in info["verdicts"]] == ["lr", "hgb"]
+    for verdict in info["verdicts"]:
+        panel = info["panel"][verdict["model"]]
+        assert len(panel["folds"]) == 2
+        assert verdict["bias_score"] == panel["mean"]["bias_score"]
+        assert verdict["meets_bias"] == (verdict["bias_score"] <= info["targets"]["bias_score"])
     for flip in info["flips"]:
-        assert {"index", "old_label", "new_label", "influence", "round"} <= set(flip)
+        assert {"index", "old_label", "new_label", "influence", "delta_fairness"} <= set(flip)
     for added in info["additions"]:
-        assert {"source_index", "attack", "eps", "influence", "round"} <= set(added)
+        assert {"output_row", "source_index", "attack", "eps", "influence", "round"} <= set(added)
         assert added["attack"].startswith("valid") and added["eps"] == 0.1
 
 
@@ -178,7 +188,7 @@ def test_not_met_is_exit_1_and_writes_nothing_without_allow_partial(
     result = preprocess(data_csv, "--protected", "gender", *NOT_MET, *FAST, "-o", out)
     assert result.exit_code == 1, result.stderr
     assert not out.exists()
-    assert "constraints NOT met" in result.stdout and "best round" in result.stdout
+    assert "promise NOT met" in result.stdout
     assert "output NOT written" in result.stdout
 
 
@@ -213,8 +223,9 @@ def test_json_prints_one_object(data_csv: Path, tmp_path: Path) -> None:
     assert payload["met"] is True and payload["exit_code"] == 0
     assert payload["output_file"] == str(out)
     assert {"accuracy", "bias_score", "robustness_whitebox_valid"} <= set(
-        payload["target"]["metrics"]
+        payload["panel"]["lr"]["mean"]
     )
+    assert "robustness_transfer_valid" in payload["panel"]["hgb"]["mean"]
     assert result.stderr == ""
 
 
@@ -230,7 +241,8 @@ def test_refuses_to_overwrite_the_input(data_csv: Path) -> None:
     [
         (["--robustness", "greybox"], "--robustness"),
         (["--attack-space", "discrete"], "--attack-space"),
-        (["--influence-params", "some"], "--influence-params"),
+        (["--target-models", "lr,svm"], "--target-models"),
+        (["--folds", "1"], "--folds"),
         (["-o", "out.txt"], "out.txt"),
         (["--surrogate", "forest"], "forest"),
         (["--delta-f", "2"], "--delta-f"),
