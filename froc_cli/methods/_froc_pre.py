@@ -1201,17 +1201,6 @@ def _augment_round(
 # the output table
 
 
-def _label_values(frame: pd.DataFrame, prepared: PreparedData) -> tuple[Any, Any]:
-    """The cell values written for a favourable and an unfavourable label: each outcome's
-    most common original value (the file's own values and type; ties: first seen)."""
-    column = frame[prepared.label_column].iloc[np.asarray(prepared.frame.index)]
-    values: list[Any] = []
-    for outcome in (1.0, 0.0):
-        counts = column[prepared.y == outcome].value_counts(sort=False)
-        values.append(counts.index[int(np.argmax(counts.to_numpy()))])
-    return values[0], values[1]
-
-
 def _build_output(
     run: _Run, state: _State, keep_flips: np.ndarray, keep_added: np.ndarray
 ) -> tuple[pd.DataFrame, tuple[FlipRecord, ...], tuple[AdditionRecord, ...]]:
@@ -1221,7 +1210,7 @@ def _build_output(
     edit_pos = run.edit.positions
     names = [str(c) for c in frame.columns]
     label = frame.columns[names.index(prepared.label_column)]
-    favourable, unfavourable = _label_values(frame, prepared)
+    favourable, unfavourable = prepared.label_cell_values(frame)
     file_rows = np.asarray(prepared.frame.index)[edit_pos]  # editable row -> input position
     flipped = np.flatnonzero(keep_flips)
     flipped = flipped[np.lexsort((flipped, state.flip_round[flipped]))]  # by round, then row
