@@ -52,7 +52,6 @@ __all__ = [
     "data_spec",
     "guarded",
     "progress_printer",
-    "set_threads",
     "split_list",
     "stdout_console",
     "threat_model",
@@ -151,14 +150,6 @@ def check_threads(threads: int) -> None:
     file is read."""
     if threads < 1:
         raise InputError(f"--threads {threads}: expected at least 1")
-
-
-def set_threads(threads: int) -> None:
-    """Give this froc process ``threads`` torch CPU threads (the CLI owns its process)."""
-    check_threads(threads)
-    import torch  # here, not at module level: only commands that train pay for the import
-
-    torch.set_num_threads(threads)
 
 
 def split_list(values: list[str] | str | None) -> tuple[str, ...]:

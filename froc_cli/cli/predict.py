@@ -18,7 +18,6 @@ from ._common import (
     Threads,
     check_threads,
     guarded,
-    set_threads,
     split_list,
     stdout_console,
 )
@@ -67,7 +66,6 @@ def predict_command(
         from froc_cli.models._artifact import load_model
         from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table
 
-        set_threads(threads)
         artifact = load_model(model_file)
         frame = read_table(data)
         prediction = predict_table(
@@ -77,6 +75,7 @@ def predict_command(
             model_name=str(model_file),
             passthrough=split_list(drop),
             device=device,
+            threads=threads,
         )
         written = write_table_atomic(prediction.frame, output)
         decisions = prediction.frame[DECISION_COLUMN]

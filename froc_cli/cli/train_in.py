@@ -42,7 +42,6 @@ from ._common import (
     data_spec,
     guarded,
     progress_printer,
-    set_threads,
     stdout_console,
     threat_model,
     train_config,
@@ -362,7 +361,6 @@ def train_in_command(
             train_in_table,
         )
 
-        set_threads(threads)
         config = TrainInConfig(
             data=spec,
             froc=FrocInConfig(
@@ -381,6 +379,7 @@ def train_in_command(
                 trace=trace is not None,
             ),
             test_size=test_size,
+            threads=threads,
         )
         frame = read_table(data)
         with _live_progress(not (quiet or json_output)) as (on_epoch, message):

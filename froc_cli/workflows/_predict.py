@@ -138,13 +138,31 @@ def predict_table(
     model_name: str = "model",
     passthrough: tuple[str, ...] = (),
     device: str = "cpu",
+    threads: int | None = None,
 ) -> Prediction:
     """Append ``froc_proba`` (probability of the favourable label value) and ``froc_decision``
     (1 = favourable, decided at probability > 0.5 as every froc metric) to ``frame``.
 
     Columns the model reads must all be present; any other column must be the label, the
-    protected column, a column dropped at training, or named in ``passthrough``.
+    protected column, a column dropped at training, or named in ``passthrough``. Runs on
+    ``threads`` torch threads (None: the caller's count).
     """
+    with torch_threads(threads):
+        return _predict_table(
+            frame, artifact, source=source, model_name=model_name, passthrough=passthrough,
+            device=device,
+        )  # fmt: skip
+
+
+def _predict_table(
+    frame: pd.DataFrame,
+    artifact: ModelArtifact,
+    *,
+    source: str,
+    model_name: str,
+    passthrough: tuple[str, ...],
+    device: str,
+) -> Prediction:
     frame = frame.copy()
     frame.columns = [str(c) for c in frame.columns]
     _check_columns(frame, artifact, source=source, model_name=model_name, passthrough=passthrough)

@@ -17,6 +17,7 @@ import torch
 
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import DataSpec
+from froc_cli.core._device import torch_threads
 from froc_cli.core._errors import InputError
 from froc_cli.core._io import frame_fingerprint, to_jsonable
 from froc_cli.core._progress import ProgressCallback, silent
@@ -43,15 +44,19 @@ Verdict = Literal["met", "test_failed", "infeasible", "degenerate", "unconstrain
 
 @dataclass(frozen=True)
 class TrainInConfig:
-    """``froc train-in``: data roles, FRoC-IN settings and the held-out test fraction."""
+    """``froc train-in``: data roles, FRoC-IN settings, the held-out test fraction and the
+    torch CPU threads of the run (the caller's count is restored afterwards)."""
 
     data: DataSpec
     froc: FrocInConfig
     test_size: float = 0.3
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_size < 1.0:
             raise InputError(f"--test-size {self.test_size}: expected a fraction in (0, 1)")
+        if self.threads < 1:
+            raise InputError(f"--threads {self.threads}: expected at least 1")
 
 
 @dataclass
@@ -164,7 +169,20 @@ def train_in_table(
     on_epoch: Callable[[EpochProgress], None] | None = None,
 ) -> TrainInResult:
     """FRoC-IN on a table: seeded train/test split (as ``froc audit``), a validation split
-    carved from the training part, the fit or search on it, then the held-out test scores."""
+    carved from the training part, the fit or search on it, then the held-out test scores, on
+    ``config.threads`` torch threads."""
+    with torch_threads(config.threads):
+        return _train_in_table(frame, config, source=source, progress=progress, on_epoch=on_epoch)
+
+
+def _train_in_table(
+    frame: pd.DataFrame,
+    config: TrainInConfig,
+    *,
+    source: str,
+    progress: ProgressCallback,
+    on_epoch: Callable[[EpochProgress], None] | None,
+) -> TrainInResult:
     started = time.perf_counter()
     froc = config.froc
     seed = froc.train.seed
