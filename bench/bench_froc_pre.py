@@ -165,19 +165,17 @@ def comparison_target(
         delta_r=settings["delta_r"],
         target_model=settings["target_model"],
         target_epochs=settings["target_epochs"],
-        lr=settings["lr"],
-        seed=settings["seed"],
-        device="cpu",
+        train=TrainConfig(lr=settings["lr"], seed=settings["seed"], device="cpu"),
     )
     source = read_table(frame_path)
     rows = read_table(run["result"]["output_file"]).iloc[: len(source)] if flips else source
     prepared = prepare_data(source, config.data, source="input")
     edited = prepare_data(rows, config.data, source="rows")
     rest, test_pos = split_indices(
-        prepared.y, prepared.a, test_size=settings["test_size"], seed=config.seed
+        prepared.y, prepared.a, test_size=settings["test_size"], seed=config.train.seed
     )
     edit_pos, val_pos = carve_validation(
-        prepared, rest, val_size=settings["val_size"], seed=config.seed
+        prepared, rest, val_size=settings["val_size"], seed=config.train.seed
     )
     encoder = fit_encoder(prepared.frame.iloc[edit_pos], prepared.feature_columns)
     space = FeatureSpace.from_encoder(encoder)

@@ -427,11 +427,20 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         info["manifest_error"] = f"top level is {type(data).__name__}"
         return info
-    for key in ("flip_fraction", "augment_fraction", "met", "reason", "chosen_round"):
+    for key in ("flip_fraction", "augment_fraction", "met", "reason", "targets"):
         if key in data:
             info[key] = data[key]
         elif key in ("flip_fraction", "augment_fraction"):
             print(f"  manifest lacks {key!r}; top-level keys: {sorted(data)}")
+    # froc's own cross-fitted estimate per panel model (mean and fold sd), to set beside what
+    # the outside trainers measure here.
+    panel = data.get("panel")
+    if isinstance(panel, dict):
+        info["froc_estimate"] = {
+            model: {"mean": figures.get("mean", {}), "sd": figures.get("sd", {})}
+            for model, figures in panel.items()
+            if isinstance(figures, dict)
+        }
     return info
 
 

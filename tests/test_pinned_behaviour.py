@@ -15,7 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from froc_cli.cli import app
-from froc_cli.core import DataSpec, ThreatModel, read_table, torch_threads, write_table_atomic
+from froc_cli.core import (
+    DataSpec,
+    ThreatModel,
+    TrainConfig,
+    read_table,
+    torch_threads,
+    write_table_atomic,
+)
 from froc_cli.methods import PreprocessConfig, preprocess_table
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
@@ -26,15 +33,13 @@ SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 PREPROCESS_CONFIG = {
     "delta_f": 0.05,
     "delta_r": 0.6,
-    "surrogate": "mlp:16",
+    "train": TrainConfig(model="mlp:16", epochs=60, seed=0),
     "target_model": "mlp:8",
-    "epochs": 60,
     "warm_epochs": 5,
     "target_epochs": 200,
     "rounds": 4,
     "step": 0.05,
     "threat": ThreatModel(attack_space="valid", pgd_steps=3),
-    "seed": 0,
 }
 PREPROCESS_SHA256 = "d093ee0b34ab08491372ae7a8e78dccd58d840039b8dcf3755d57a8e09a503e9"
 

@@ -12,6 +12,7 @@ METHOD_NAMES: tuple[str, ...] = (
     "rbf-dir",
     "fbr-rw",
     "fbr-dir",
+    "massaging",
     "froc-in",
     "froc-pre",
 )

@@ -257,8 +257,9 @@ def compare_command(
 
     Methods: plain target; the sequential baselines (paper 7.1-7.2) rbf-rw, rbf-dir (PGD
     augmentation, then Reweighing / Disparate Impact Remover) and fbr-rw, fbr-dir (the fairness
-    pre-processing, then PGD adversarial training), each over the lambda grid; FRoC-IN at the
-    lambdas its search chooses; FRoC-PRE with a fresh target trained on its output.
+    pre-processing, then PGD adversarial training), each over the lambda grid; massaging
+    (Kamiran-Calders relabelling to equal group label rates, then the plain target); FRoC-IN at
+    the lambdas its search chooses; FRoC-PRE with a fresh target trained on its output.
 
     One row per method: accuracy, S_B, S_R under FGSM and PGD (white-box and transfer),
     majority floor, whether S_B <= delta_F and S_R(PGD) >= delta_R both hold on the test

@@ -210,7 +210,7 @@ def preprocess_command(
     lr: LearningRate = 0.01,
     transfer_source: Annotated[
         str, typer.Option(help="Network the transfer attacks are crafted on.")
-    ] = "mlp:128",
+    ] = "mlp:64",
     attack_space: AttackSpaceOpt = "valid",
     eps: Eps = 0.1,
     pgd_steps: PgdSteps = 10,

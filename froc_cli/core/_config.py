@@ -101,7 +101,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise InputError(f"--epochs {self.epochs}: expected at least 1")
-        if self.lr <= 0:
+        if not self.lr > 0:  # NaN too
             raise InputError(f"--lr {self.lr}: expected a positive number")
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"--batch-size {self.batch_size}: expected at least 1")

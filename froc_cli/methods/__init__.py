@@ -10,6 +10,8 @@ from froc_cli.methods._baselines import (
     DisparateImpactRepair,
     compute_reweighing_weights,
     fit_disparate_impact_repair,
+    massage_labels,
+    massaging_scores,
     repair_disparate_impact,
 )
 from froc_cli.methods._crossfit import (
@@ -133,6 +135,8 @@ __all__ = [
     "fit_froc_in",
     "fit_panel_member",
     "fold_ids",
+    "massage_labels",
+    "massaging_scores",
     "measure_panel_member",
     "measure_target",
     "parity_flip_count",

@@ -6,17 +6,27 @@ The paper's sequential baselines (RbF and FbR) take their fairness step from IBM
   techniques for classification without discrimination", *Knowledge and Information Systems*
   33(1):1-33, 2012. Every training row gets the weight ``P(a) P(y) / P(a, y)`` of its
   (group, label) cell, so that in the weighted data the label is independent of the group.
+* **Massaging**, from the same Kamiran and Calders paper (Section 4.1): a ranker (a logistic
+  regression on the features, without the group) scores every training row; the ``pairs``
+  highest-ranked unfavourable rows of the protected group are promoted and the ``pairs``
+  lowest-ranked favourable rows of the other group demoted, ``pairs`` being the count that
+  equalises the two groups' favourable label rates. Not one of the paper's sequential
+  baselines: ``froc compare`` runs it on its own (massaged labels, then the plain target).
 * **Disparate Impact Remover (DIR)**, paper ref. [5]: M. Feldman, S. A. Friedler, J. Moeller,
   C. Scheidegger and S. Venkatasubramanian, "Certifying and removing disparate impact",
   *KDD 2015*, pp. 259-268. Each repaired feature is moved, within each group, towards the
   "median distribution" of the groups while keeping the rank order inside every group.
 
-Both are re-implemented here in plain numpy, functionally, for a binary protected attribute
-``a`` (``0`` = protected group, ``1`` = the other group) and a binary label ``y``. Nothing here
-prints; bad input raises :class:`ValueError` with a message naming the problem.
+All are re-implemented here in plain numpy (the massaging ranker is scikit-learn's),
+functionally, for a binary protected attribute ``a`` (``0`` = protected group, ``1`` = the other
+group) and a binary label ``y``. Nothing here prints; bad input raises :class:`ValueError` with
+a message naming the problem.
 
 Differences from AIF360 (``aif360.algorithms.preprocessing``), on purpose:
 
+* Massaging has no AIF360 pre-processor; it follows Kamiran and Calders' Section 4.1 (their
+  ranker is a naive Bayes classifier, ours a logistic regression). Ties in the ranking go to
+  the earlier row, so the flips are reproducible.
 * Reweighing is the same formula as AIF360's ``Reweighing`` with unit instance weights. AIF360
   divides by zero (``inf``/``nan`` weights) when a (group, label) cell is empty; we raise.
 * AIF360's ``DisparateImpactRemover`` delegates to BlackBoxAuditing's ``Repairer``, which for a
@@ -42,11 +52,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
+
+from froc_cli.methods._edit_plan import parity_flip_count
 
 __all__ = [
     "DisparateImpactRepair",
     "compute_reweighing_weights",
     "fit_disparate_impact_repair",
+    "massage_labels",
+    "massaging_scores",
     "repair_disparate_impact",
 ]
 
@@ -195,6 +211,116 @@ def compute_reweighing_weights(y: npt.ArrayLike, a: npt.ArrayLike) -> FloatArray
     table = np.outer(n_a, n_y).astype(np.float64) / (float(n) * counts.astype(np.float64))
     weights: FloatArray = table[a_arr, y_arr]
     return weights
+
+
+# --------------------------------------------------------------------------------------------
+# Massaging (Kamiran & Calders, 2012)
+# --------------------------------------------------------------------------------------------
+
+
+def massaging_scores(
+    X: npt.ArrayLike, y: npt.ArrayLike, *, threads: int | None = None
+) -> FloatArray:
+    """The massaging ranker's probability of the favourable label, one per row.
+
+    A logistic regression (scikit-learn's ``LogisticRegression``, lbfgs, default L2 strength,
+    ``max_iter=1000``: deterministic) is fitted to ``(X, y)`` and scores the same rows. ``X``
+    holds the features only: the group is *not* one of them, as in Kamiran and Calders.
+
+    Args:
+        X: training features, shape (n, d), finite.
+        y: binary labels, shape (n,), values 0/1; both labels must be present.
+        threads: cap on scikit-learn's native (BLAS/OpenMP) threads while fitting;
+            ``None`` leaves them alone.
+
+    Returns:
+        float64 probabilities of ``y = 1``, shape (n,).
+
+    Raises:
+        ValueError: on bad shapes, non-finite ``X``, non-0/1 ``y`` or a single label.
+    """
+    X_arr = _feature_matrix(X)
+    y_arr = _binary_vector("y", y, n=X_arr.shape[0])
+    if np.unique(y_arr).size < 2:
+        raise ValueError("the massaging ranker needs rows of both labels")
+    ranker = LogisticRegression(max_iter=1000)
+    with threadpool_limits(limits=threads):
+        ranker.fit(X_arr, y_arr)
+        proba = ranker.predict_proba(X_arr)
+    scores: FloatArray = np.asarray(proba[:, 1], dtype=np.float64)
+    return scores
+
+
+def massage_labels(
+    scores: npt.ArrayLike,
+    y: npt.ArrayLike,
+    a: npt.ArrayLike,
+    pairs: int | None = None,
+) -> IntArray:
+    """Kamiran-Calders massaging: the labels after ``pairs`` promotions and demotions.
+
+    Kamiran, F. and Calders, T. (2012), "Data preprocessing techniques for classification
+    without discrimination", Knowledge and Information Systems 33(1):1-33, Section 4.1.
+    Rows are ranked by ``scores``, a ranker's probability of the favourable
+    label (see :func:`massaging_scores`). The ``pairs`` highest-ranked unfavourable rows of the
+    protected group (``a = 0, y = 0``) are promoted to ``y = 1`` and the ``pairs`` lowest-ranked
+    favourable rows of the other group (``a = 1, y = 1``) demoted to ``y = 0``; no other label
+    changes, and the overall favourable rate stays as it was. Ties in ``scores`` go to the
+    earlier row.
+
+    By default ``pairs`` is :func:`froc_cli.methods.parity_flip_count` -- the rounded
+    ``(P1 n0 - P0 n1) / n`` that makes both groups' favourable label rates equal (up to the
+    rounding to whole rows); 0 when the protected group's rate is already the higher one.
+
+    Args:
+        scores: ranker scores, shape (n,), finite; higher = more likely favourable.
+        y: binary labels, shape (n,), values 0/1.
+        a: binary protected attribute, shape (n,), ``0`` = protected group, ``1`` = other.
+        pairs: promotions (= demotions) to make; ``None`` = the parity count.
+
+    Returns:
+        a new int64 array of labels, shape (n,).
+
+    Raises:
+        ValueError: on non-1-D, empty, length-mismatched, non-0/1 or non-finite input, a
+            negative or non-integer ``pairs``, or more ``pairs`` than either group has rows to
+            flip.
+    """
+    y_arr = _binary_vector("y", y)
+    n = y_arr.shape[0]
+    a_arr = _binary_vector("a", a, n=n)
+    score_arr = np.asarray(scores)
+    if score_arr.ndim != 1 or score_arr.shape[0] != n:
+        raise ValueError(f"scores must be a 1-D array of {n} entries, got shape {score_arr.shape}")
+    if not (
+        np.issubdtype(score_arr.dtype, np.integer) or np.issubdtype(score_arr.dtype, np.floating)
+    ):
+        raise ValueError(f"scores must be real numbers, got dtype {score_arr.dtype}")
+    score_arr = score_arr.astype(np.float64)
+    if not np.isfinite(score_arr).all():
+        raise ValueError("scores must be finite")
+    if pairs is None:
+        count = parity_flip_count(y_arr, a_arr)
+    elif isinstance(pairs, bool) or not isinstance(pairs, int | np.integer):
+        raise ValueError(f"pairs must be a whole number >= 0, got {pairs!r}")
+    else:
+        count = int(pairs)
+    if count < 0:
+        raise ValueError(f"pairs must be a whole number >= 0, got {count}")
+    promotable = np.flatnonzero((a_arr == 0) & (y_arr == 0))
+    demotable = np.flatnonzero((a_arr == 1) & (y_arr == 1))
+    if count > min(promotable.size, demotable.size):
+        raise ValueError(
+            f"{count} pairs asked for, but there are only {promotable.size} unfavourable rows "
+            f"of group a=0 and {demotable.size} favourable rows of group a=1"
+        )
+    out = y_arr.copy()
+    # stable sorts: among equal scores the earlier row comes first
+    promote = promotable[np.argsort(-score_arr[promotable], kind="stable")[:count]]
+    demote = demotable[np.argsort(score_arr[demotable], kind="stable")[:count]]
+    out[promote] = 1
+    out[demote] = 0
+    return out
 
 
 # --------------------------------------------------------------------------------------------

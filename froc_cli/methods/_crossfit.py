@@ -106,7 +106,7 @@ def crossfit_panel(
     space: FeatureSpace,
     threat: ThreatModel,
     seed: int,
-    transfer_source: str = "mlp:128",
+    transfer_source: str = "mlp:64",
     progress: Callable[[str], None] | None = None,
 ) -> PanelEstimate:
     """Cross-fitted figures of every panel model trained plainly on ``plan``'s edited rows

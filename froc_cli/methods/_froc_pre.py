@@ -24,11 +24,13 @@ smaller ``test_size`` dilutes less.
 
 Algorithm 1, with the fixes the issue asks for
 ----------------------------------------------
-Each round trains the surrogate: round 1 from scratch (``epochs`` full-batch Adam epochs at
-``lr``), later rounds a warm start of ``warm_epochs`` epochs at ``warm_lr`` that continues the
-same Adam (a fresh Adam per round made S_B and S_R alternate between rounds; see
-BENCHMARKS.md). It measures S_B and S_R on the validation rows, against the thresholds tightened by
-``margin`` binomial standard errors. Otherwise, in this order:
+Each round trains the surrogate (``train``, a :class:`TrainConfig`: architecture, epochs, lr,
+batch size, seed, device): round 1 from scratch (``train.epochs`` Adam epochs at ``train.lr``,
+full batch unless ``train.batch_size`` is set), later rounds a warm start of ``warm_epochs``
+epochs at ``warm_lr`` that continues the same Adam (a fresh Adam per round made S_B and S_R
+alternate between rounds; see BENCHMARKS.md). It measures S_B and S_R on the validation rows,
+against the thresholds tightened by ``margin`` binomial standard errors. Otherwise, in this
+order:
 
 * if S_B is too high, it flips the labels of the editable rows whose flip the influence
   function predicts lowers the soft bias F most (``FlipInfluence``: signs derived from first
@@ -146,9 +148,15 @@ class PreprocessConfig:
     ``threat`` is the attack S_R is checked against on validation (its ``attack_space``); the
     rows written are always valid records made with its eps, PGD steps and ``cat_budget``.
     ``robustness`` picks white-box attacks on the surrogate or transfer attacks crafted on an
-    independently initialised twin trained on the same rows. ``warm_lr`` (None: ``lr``) is
-    the learning rate of the warm-start rounds; ``batch_size`` (None: full batch) the
-    surrogate's. ``addition_rank`` picks the adversarial rows to add: ``"accuracy"`` by the
+    independently initialised twin trained on the same rows.
+
+    ``train`` is how the surrogate M_S trains (the shared :class:`TrainConfig`): ``model`` its
+    architecture, ``epochs`` and ``lr`` round 1's from-scratch fit, ``batch_size`` (None: full
+    batch) and ``weight_decay`` its Adam; ``seed`` also seeds the test and validation splits
+    and the candidate pools, and ``device`` is where everything runs. ``warm_lr`` (None:
+    ``train.lr``) is the learning rate of the warm-start rounds. The fresh ``target_model``
+    trains full batch with plain Adam at ``train.lr`` for ``target_epochs``, as an outside
+    trainer would. ``addition_rank`` picks the adversarial rows to add: ``"accuracy"`` by the
     smallest accuracy influence I_U alone (eq. 22, the paper), ``"balanced"`` by the sum of
     their ranks by I_U and by their predicted effect on the bias F, so that fewer flips are
     needed to undo the bias the additions bring (fewer flips in more rounds; see
@@ -160,7 +168,7 @@ class PreprocessConfig:
     delta_r: float = 0.6
     threat: ThreatModel = field(default_factory=lambda: ThreatModel(attack_space="valid"))
     robustness: RobustnessKind = "whitebox"
-    surrogate: str = "mlp:128"
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(model="mlp:128", epochs=200))
     target_model: str = "mlp:64"
     rounds: int = 300
     step: float = 0.003
@@ -170,16 +178,11 @@ class PreprocessConfig:
     influence_params: Literal["last", "all"] = "last"
     addition_rank: AdditionRank = "accuracy"
     margin: float = 1.0
-    epochs: int = 200
     warm_epochs: int = 5
     warm_lr: float | None = 0.004
-    batch_size: int | None = None
     target_epochs: int = 300
-    lr: float = 0.01
     test_size: float = 0.2
     val_size: float = 0.2
-    seed: int = 0
-    device: str = "auto"
     compare_input: bool = False
 
     def __post_init__(self) -> None:
@@ -192,7 +195,9 @@ class PreprocessConfig:
             raise InputError(f"--addition-rank {self.addition_rank}: expected accuracy or balanced")
         if self.influence_params not in ("last", "all"):
             raise InputError(f"--influence-params {self.influence_params}: expected last or all")
-        parse_model_spec(self.surrogate)
+        # train's epochs, lr and batch size are checked by TrainConfig itself; its model spec
+        # needs the models layer, so it is parsed here.
+        parse_model_spec(self.train.model)
         parse_model_spec(self.target_model)
         if self.rounds < 1:
             raise InputError(f"--rounds {self.rounds}: expected at least 1")
@@ -210,17 +215,13 @@ class PreprocessConfig:
             if not 0.0 < value < 1.0:
                 raise InputError(f"{name} {value}: expected a fraction in (0, 1)")
         for name, count in (
-            ("--epochs", self.epochs),
             ("--warm-epochs", self.warm_epochs),
             ("--target-epochs", self.target_epochs),
         ):
             if count < 1:
                 raise InputError(f"{name} {count}: expected at least 1")
-        for name, rate in (("--lr", self.lr), ("--warm-lr", self.warm_lr)):
-            if rate is not None and not rate > 0:
-                raise InputError(f"{name} {rate}: expected a positive number")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise InputError(f"--batch-size {self.batch_size}: expected at least 1")
+        if self.warm_lr is not None and not self.warm_lr > 0:
+            raise InputError(f"--warm-lr {self.warm_lr}: expected a positive number")
         if not self.margin >= 0:
             raise InputError(f"--margin {self.margin}: expected 0 or more")
 
@@ -455,8 +456,8 @@ def _require_finite_model(model: nn.Module, what: str, config: PreprocessConfig)
         return
     raise NumericError(
         f"{what} has NaN or infinite weights after training (its loss diverged at --lr "
-        f"{config.lr:g}, --warm-lr {config.warm_lr or config.lr:g}): try a smaller --lr or "
-        "--warm-lr, or check the numeric columns for huge values"
+        f"{config.train.lr:g}, --warm-lr {config.warm_lr or config.train.lr:g}): try a smaller "
+        "--lr or --warm-lr, or check the numeric columns for huge values"
     )
 
 
@@ -473,7 +474,7 @@ def _fit_target(
         model,
         *data,
         objective=Objective(),
-        config=TrainConfig(model=config.target_model, lr=config.lr, seed=seed),
+        config=TrainConfig(model=config.target_model, lr=config.train.lr, seed=seed),
         space=space,
         epochs=config.target_epochs,
     )
@@ -493,14 +494,14 @@ def measure_target(
     groups) and measured on the held-out ``test`` rows: accuracy, majority floor, S_B, and
     white-box and transfer S_R in every attack space of ``config.threat``.
 
-    The target is ``models[0]`` (seed ``config.seed``) and transfer attacks are crafted on its
+    The target is ``models[0]`` (seed ``config.train.seed``) and transfer attacks are crafted on its
     twin ``models[1]`` (seed + 1); those missing are trained here. ``trained_on`` says in
     words what ``data`` is, for the report.
     """
     n_features = int(data[0].shape[1])
     fitted = list(models)
     while len(fitted) < 2:
-        fitted.append(_fit_target(config, n_features, space, data, config.seed + len(fitted)))
+        fitted.append(_fit_target(config, n_features, space, data, config.train.seed + len(fitted)))
     target, twin = fitted[:2]
     pred = _decisions(target, test.x)
     metrics = {
@@ -579,11 +580,10 @@ def _prepare_run(frame: pd.DataFrame, config: PreprocessConfig, source: str) -> 
     ``max_flip_frac`` and ``max_augment_frac``, and delta_F, delta_R the thresholds tightened
     by ``margin`` standard errors on the validation rows."""
     prepared = prepare_data(frame, config.data, source=source)
-    device = resolve_device(config.device)
-    rest, test_pos = split_indices(
-        prepared.y, prepared.a, test_size=config.test_size, seed=config.seed
-    )
-    edit_pos, val_pos = carve_validation(prepared, rest, val_size=config.val_size, seed=config.seed)
+    device = resolve_device(config.train.device)
+    seed = config.train.seed
+    rest, test_pos = split_indices(prepared.y, prepared.a, test_size=config.test_size, seed=seed)
+    edit_pos, val_pos = carve_validation(prepared, rest, val_size=config.val_size, seed=seed)
     minimum = config.data.min_group_size
     check_group_sizes(prepared, prepared.a[test_pos], minimum, "in the test split")
     check_group_sizes(prepared, prepared.a[val_pos], minimum, "in the validation split")
@@ -628,7 +628,7 @@ def _opening_line(run: _Run) -> str:
     config, targets = run.config, run.targets
     return (
         f"{len(run.edit)} editable rows, {len(run.val)} validation, {len(run.test)} held out; "
-        f"surrogate {config.surrogate} on {run.device}; stop at validation S_B <= "
+        f"surrogate {config.train.model} on {run.device}; stop at validation S_B <= "
         f"{targets[0]:.4f} and S_R >= {targets[1]:.4f} (thresholds tightened by "
         f"{config.margin:g} standard error), S_B confirmed on a fresh {config.target_model}"
     )
@@ -639,41 +639,40 @@ class _Surrogates:
     optimiser each, kept across the rounds."""
 
     def __init__(self, run: _Run) -> None:
-        config = run.config
+        train = run.config.train
         seeds = (
-            (config.seed, config.seed + 1) if config.robustness == "transfer" else (config.seed,)
+            (train.seed, train.seed + 1) if run.config.robustness == "transfer" else (train.seed,)
         )
         self.run = run
         self.models = [
-            build_model(config.surrogate, run.encoder.n_features, seed=seed, device=run.device)
+            build_model(train.model, run.encoder.n_features, seed=seed, device=run.device)
             for seed in seeds
         ]
-        self.optimizers = [torch.optim.Adam(m.parameters(), lr=config.lr) for m in self.models]
-        self.train_cfg = TrainConfig(
-            model=config.surrogate, lr=config.lr, seed=config.seed, batch_size=config.batch_size
-        )
+        self.optimizers = [
+            torch.optim.Adam(m.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+            for m in self.models
+        ]
 
     def fit(self, data: tuple[torch.Tensor, ...], round_no: int) -> None:
         """Algorithm 1, line 5: train M_S^(i) on round i's data. Round 1 trains from scratch
-        (``epochs`` at ``lr``); later rounds warm-start for ``warm_epochs`` at ``warm_lr``,
-        continuing the same Adam (its moments kept: no restart jolt)."""
+        (``train.epochs`` at ``train.lr``); later rounds warm-start for ``warm_epochs`` at
+        ``warm_lr``, continuing the same Adam (its moments kept: no restart jolt)."""
         config = self.run.config
+        train = config.train
         warm_round = round_no - 1
         for model, optimizer in zip(self.models, self.optimizers, strict=True):
             for group in optimizer.param_groups:
-                group["lr"] = (config.warm_lr or config.lr) if warm_round else config.lr
+                group["lr"] = (config.warm_lr or train.lr) if warm_round else train.lr
             train_model(
                 model,
                 *data,
                 objective=Objective(),
-                config=replace(self.train_cfg, seed=config.seed + warm_round),
+                config=replace(train, seed=train.seed + warm_round),
                 space=self.run.space,
-                epochs=config.warm_epochs if warm_round else config.epochs,
+                epochs=config.warm_epochs if warm_round else train.epochs,
                 optimizer=optimizer,
             )
-            _require_finite_model(
-                model, f"the surrogate {config.surrogate} (round {round_no})", config
-            )
+            _require_finite_model(model, f"the surrogate {train.model} (round {round_no})", config)
 
 
 @dataclass
@@ -700,7 +699,7 @@ def _run_rounds(run: _Run, state: _State, progress: ProgressCallback) -> _Rounds
     7-8), else flip (lines 10-16) and add (lines 17-23); ``state`` holds the edits."""
     config = run.config
     rounds = _Rounds(stop_reason=f"budget of {config.rounds} rounds spent")
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.train.seed)
     surrogates = _Surrogates(run)
     for round_no in range(1, config.rounds + 1):
         round_start = time.perf_counter()
@@ -742,9 +741,9 @@ def _stop_if_met(
     if record.violation(*rounds.warm_targets(run.targets)) != 0.0:
         return None
     n_features, round_no = run.encoder.n_features, record.round
-    fresh = [_fit_target(config, n_features, run.space, data, config.seed)]
+    fresh = [_fit_target(config, n_features, run.space, data, config.train.seed)]
     if config.robustness == "transfer":
-        fresh.append(_fit_target(config, n_features, run.space, data, config.seed + 1))
+        fresh.append(_fit_target(config, n_features, run.space, data, config.train.seed + 1))
     check = _validation_score(
         fresh[0], fresh[-1], run.val, run.space, config.threat, round_no, state
     )
@@ -929,7 +928,7 @@ def _numeric_failures(config: PreprocessConfig) -> Iterator[None]:
         raise NumericError(
             f"FRoC-PRE failed on non-finite or overflowing numbers ({what}): the training "
             f"diverged or the input holds extreme values; try a smaller --lr (now "
-            f"{config.lr:g}) or --warm-lr, or check the numeric columns for huge values"
+            f"{config.train.lr:g}) or --warm-lr, or check the numeric columns for huge values"
         ) from error
 
 
@@ -1021,7 +1020,7 @@ def _target_notes(config: PreprocessConfig, target: TargetReport) -> tuple[str, 
 
 def _settings(config: PreprocessConfig, device: str) -> dict[str, Any]:
     settings = asdict(config)
-    settings["device"] = device
+    settings["train"]["device"] = device
     settings["threads"] = torch.get_num_threads()
     settings["threat"]["pgd_step_size"] = config.threat.pgd_step_size
     settings["versions"] = environment_versions()

@@ -39,6 +39,7 @@ _MARKERS: dict[str, str] = {
     "rbf-dir": "v",
     "fbr-rw": "<",
     "fbr-dir": ">",
+    "massaging": "D",
     "froc-in": "*",
     "froc-pre": "P",
 }
@@ -48,6 +49,7 @@ _LINE_COLOURS: dict[str, str] = {
     "rbf-dir": "#17becf",
     "fbr-rw": "#ff7f0e",
     "fbr-dir": "#d62728",
+    "massaging": "#8c564b",
     "froc-in": "#2ca02c",
     "froc-pre": "#9467bd",
 }

@@ -19,6 +19,11 @@ Sequential baselines (paper 7.1-7.2), each over the lambda grid {0, 0.01, 0.05, 
     constraints there, else the one closest to meeting them (sum of the two shortfalls), ties
     to accuracy. Every grid point's test figures are kept (JSON, report, plot).
 
+Massaging (Kamiran and Calders, 2012), one setting
+    ``massaging`` relabels the fit rows (:func:`froc_cli.methods.massage_labels`: a logistic
+    ranker on the features, the parity count of promotions in the protected group and demotions
+    in the other) and trains the plain target, same architecture, epochs and seed, on them.
+
 Attacks
     White-box FGSM and PGD are crafted on each deployed pipeline itself. Through the DIR repair
     the gradient is passed straight through: the repair is non-decreasing in every feature, so
@@ -55,6 +60,8 @@ from froc_cli.data._dataset import PreparedData, prepare_data
 from froc_cli.data._encoder import TabularEncoder, fit_encoder
 from froc_cli.data._rows import EncodedRows, encode_rows
 from froc_cli.data._splits import check_group_sizes, split_indices
+from froc_cli.methods._baselines import massage_labels, massaging_scores
+from froc_cli.methods._edit_plan import parity_flip_count
 from froc_cli.methods._froc_in import (
     EpochProgress,
     FitOutcome,
@@ -639,6 +646,33 @@ def _run_fbr_dir(ctx: CompareContext) -> MethodOutcome:
     return _run_fbr(ctx, "fbr-dir", "dir")
 
 
+def _run_massaging(ctx: CompareContext) -> MethodOutcome:
+    """Kamiran-Calders massaging of the fit rows' labels, then plain BCE on the new labels."""
+    y = ctx.fit.y_numpy
+    a = ctx.fit.a_numpy
+    scores = massaging_scores(ctx.fit.x.cpu().numpy(), y, threads=torch.get_num_threads())
+    pairs = parity_flip_count(y, a)
+    labels = massage_labels(scores, y, a, pairs)
+    ctx.notify(f"massaging: {pairs} promotions in group a=0, {pairs} demotions in group a=1")
+    y_new = torch.as_tensor(labels, dtype=ctx.fit.y.dtype, device=ctx.fit.y.device)
+    model = GroupBlind(ctx.train(ctx.fit.x, y_new, ctx.fit.a))
+    n = len(y)
+    rates = [float(labels[a == g].mean()) if (a == g).any() else math.nan for g in (0, 1)]
+    return MethodOutcome(
+        model=model,
+        setting=f"{pairs} pairs flipped (parity count, {2 * pairs / max(n, 1):.1%} of fit rows)",
+        params={
+            "pairs": pairs,
+            "flipped": 2 * pairs,
+            "flip_fraction": 2 * pairs / max(n, 1),
+            "ranker": "logistic regression on the features (group excluded)",
+            "label_rate_a0": rates[0],
+            "label_rate_a1": rates[1],
+        },
+        validation=ctx.validate(model),
+    )
+
+
 def _froc_in_config(
     ctx: CompareContext, delta_f: float, delta_r: float, lambdas: tuple[float, float] | None
 ) -> FrocInConfig:
@@ -740,16 +774,19 @@ def _froc_pre(
         delta_f=delta_f,
         delta_r=delta_r,
         threat=ctx.threat,
-        surrogate=train.model,
+        # The surrogate: the compared architecture, epochs and lr, full batch, no weight decay.
+        train=TrainConfig(
+            model=train.model,
+            epochs=train.epochs,
+            lr=train.lr,
+            seed=ctx.seed,
+            device=str(ctx.device),
+        ),
         target_model=train.model,
         rounds=cfg.froc_pre_rounds,
-        epochs=train.epochs,
         target_epochs=train.epochs,
-        lr=train.lr,
         test_size=cfg.test_size,
         val_size=cfg.val_size,
-        seed=ctx.seed,
-        device=str(ctx.device),
         compare_input=False,
     )
     result = preprocess_table(ctx.frame, pre_config, source=ctx.source, progress=ctx.notify)
@@ -838,6 +875,13 @@ METHODS: dict[str, MethodSpec] = {
             "FbR-DIR",
             "fairness before robustness: Disparate Impact Remover, then PGD adversarial training",
             _run_fbr_dir,
+        ),
+        MethodSpec(
+            "massaging",
+            "Massaging (Kamiran-Calders)",
+            "pre-processing: labels massaged to equal group rates (logistic ranker), then plain "
+            "BCE",
+            _run_massaging,
         ),
         MethodSpec(
             "froc-in",

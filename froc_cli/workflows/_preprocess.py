@@ -80,7 +80,7 @@ class TrainerFileConfig:
     target_models: tuple[str, ...] = DEFAULT_PANEL
     folds: int = 3
     edits: EditSettings = field(default_factory=EditSettings)
-    transfer_source: str = "mlp:128"
+    transfer_source: str = "mlp:64"
     margin: float = 1.0
     seed: int = 0
     device: str = "auto"

@@ -53,6 +53,9 @@ def _single_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+FAST_TRAIN = TrainConfig(model="mlp:16", epochs=60, seed=0, device="cpu")
+
+
 def fast_config(**changes: Any) -> PreprocessConfig:
     """Small models, few epochs and rounds, weak attacks: a run takes about a second."""
     base = PreprocessConfig(
@@ -60,17 +63,14 @@ def fast_config(**changes: Any) -> PreprocessConfig:
         delta_f=0.02,
         delta_r=0.9,
         threat=ThreatModel(eps=0.1, pgd_steps=3, attack_space="valid", cat_budget=1),
-        surrogate="mlp:16",
+        train=FAST_TRAIN,
         target_model="mlp:8",
         rounds=4,
         step=0.05,
         max_step_factor=2,
-        epochs=60,
         warm_epochs=5,
         target_epochs=200,
         compare_input=False,
-        seed=0,
-        device="cpu",
     )
     return replace(base, **changes)
 
@@ -227,7 +227,7 @@ def test_a_constant_model_is_never_a_success() -> None:
         ({"delta_f": 1.5}, "--delta-f"),
         ({"robustness": "greybox"}, "--robustness"),
         ({"influence_params": "some"}, "--influence-params"),
-        ({"surrogate": "tree"}, "tree"),
+        ({"train": replace(FAST_TRAIN, model="tree")}, "tree"),
         ({"step": 2.5}, "--step"),
         ({"max_flip_frac": -0.1}, "--max-flip-frac"),
         ({"test_size": 1.0}, "--test-size"),
@@ -240,10 +240,34 @@ def test_bad_settings_are_input_errors(change: dict[str, Any], needle: str) -> N
         fast_config(**change)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epochs": 0}, "--epochs 0: expected at least 1"),
+        ({"lr": 0.0}, "--lr 0.0: expected a positive number"),
+        ({"lr": float("nan")}, "--lr nan: expected a positive number"),
+        ({"batch_size": 0}, "--batch-size 0: expected at least 1"),
+    ],
+)
+def test_bad_surrogate_training_settings_name_the_option(
+    change: dict[str, Any], message: str
+) -> None:
+    # The surrogate's training settings are the shared TrainConfig, which checks them itself.
+    with pytest.raises(InputError, match=message):
+        fast_config(train=replace(FAST_TRAIN, **change))
+
+
+def test_settings_nest_the_surrogate_training(result: PreprocessResult) -> None:
+    train = result.settings["train"]
+    assert train["model"] == "mlp:16" and train["epochs"] == 60 and train["seed"] == 0
+    assert train["device"] == "cpu"  # resolved
+    assert "surrogate" not in result.settings and "epochs" not in result.settings
+
+
 def test_an_overflowing_learning_rate_is_a_numeric_error(frame: pd.DataFrame) -> None:
     # Adam cannot even convert a step this large to float32: a torch RuntimeError inside.
     with pytest.raises(NumericError, match="--lr") as caught:
-        preprocess_table(frame, fast_config(lr=1e39), source="tiny")
+        preprocess_table(frame, fast_config(train=replace(FAST_TRAIN, lr=1e39)), source="tiny")
     assert caught.value.exit_code == EXIT_INPUT_ERROR
     assert "\n" not in str(caught.value)
     assert isinstance(caught.value.__cause__, RuntimeError)
