@@ -1,6 +1,8 @@
-"""Tests of the RW and DIR baselines against their published definitions.
+"""Tests of the RW, massaging and DIR baselines against their published definitions.
 
 Reweighing: Kamiran & Calders (2012), w(a, y) = P(a) P(y) / P(a, y).
+Massaging: Kamiran & Calders (2012), the parity count of the highest-ranked unfavourable rows of
+the protected group promoted and of the lowest-ranked favourable rows of the other demoted.
 Disparate impact remover: Feldman et al. (2015), geometric repair towards the median
 distribution of the groups' quantile functions, rank-preserving within each group.
 The optional AIF360 cross-checks are skipped unless ``aif360`` and ``BlackBoxAuditing`` are
@@ -22,6 +24,9 @@ from froc_cli.methods import (
     DisparateImpactRepair,
     compute_reweighing_weights,
     fit_disparate_impact_repair,
+    massage_labels,
+    massaging_scores,
+    parity_flip_count,
     repair_disparate_impact,
 )
 
@@ -168,6 +173,126 @@ def test_reweighing_matches_aif360() -> None:
     rw = preprocessing.Reweighing(unprivileged_groups=[{"a": 0}], privileged_groups=[{"a": 1}])
     theirs = rw.fit_transform(ds).instance_weights
     np.testing.assert_allclose(compute_reweighing_weights(y, a), theirs, rtol=1e-12, atol=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Massaging
+# --------------------------------------------------------------------------------------------
+
+# rows:        0    1    2    3    4    5     6    7     8
+_M_A = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+_M_Y = np.array([0, 0, 1, 0, 1, 1, 1, 0, 1])
+_M_S = np.array([0.9, 0.2, 0.8, 0.5, 0.1, 0.7, 0.95, 0.05, 0.3])
+
+
+def test_massaging_hand_made_example() -> None:
+    # group a=0: 4 rows, 1 favourable; group a=1: 5 rows, 4 favourable; n = 9.
+    # parity count = round((P1 n0 - P0 n1) / n) = round((4*4 - 1*5) / 9) = round(1.22) = 1.
+    assert parity_flip_count(_M_Y, _M_A) == 1
+    # promotable (a=0, y=0): rows 0 (0.9), 1 (0.2), 3 (0.5) -> the highest ranked is row 0;
+    # demotable (a=1, y=1): rows 4 (0.1), 5 (0.7), 6 (0.95), 8 (0.3) -> the lowest is row 4.
+    labels = massage_labels(_M_S, _M_Y, _M_A)
+    expected = _M_Y.copy()
+    expected[0], expected[4] = 1, 0
+    np.testing.assert_array_equal(labels, expected)
+    assert labels.dtype == np.int64
+    # two pairs: then row 3 (0.5) is promoted and row 8 (0.3) demoted as well
+    two = massage_labels(_M_S, _M_Y, _M_A, pairs=2)
+    expected[3], expected[8] = 1, 0
+    np.testing.assert_array_equal(two, expected)
+    # zero pairs: nothing changes; the inputs are never modified
+    np.testing.assert_array_equal(massage_labels(_M_S, _M_Y, _M_A, pairs=0), _M_Y)
+    np.testing.assert_array_equal(_M_Y, [0, 0, 1, 0, 1, 1, 1, 0, 1])
+
+
+def test_massaging_equalises_the_label_rates_exactly_when_the_count_is_whole() -> None:
+    # n0 = n1 = 10, P0 = 2, P1 = 6: (6*10 - 2*10) / 20 = 2 pairs give 4/10 in both groups
+    a = np.repeat([0, 1], 10)
+    y = np.r_[np.repeat([1, 0], [2, 8]), np.repeat([1, 0], [6, 4])]
+    scores = np.linspace(0.0, 1.0, 20)
+    labels = massage_labels(scores, y, a)
+    assert labels[a == 0].mean() == labels[a == 1].mean() == pytest.approx(0.4)
+    # promoted: the two highest-scored negatives of a=0 (rows 8, 9); demoted: the two
+    # lowest-scored positives of a=1 (rows 10, 11)
+    np.testing.assert_array_equal(np.flatnonzero(labels != y), [8, 9, 10, 11])
+
+
+def test_massaging_ties_go_to_the_earlier_row() -> None:
+    a = np.array([0, 0, 0, 1, 1, 1])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    labels = massage_labels(np.full(6, 0.5), y, a, pairs=1)
+    np.testing.assert_array_equal(labels, [1, 0, 0, 0, 1, 1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_massaging_only_allowed_rows_change_and_rates_meet(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 600
+    a = (rng.random(n) < 0.4).astype(np.int64)
+    X = rng.normal(size=(n, 3))
+    logit = X @ np.array([1.5, -1.0, 0.5]) + np.where(a == 1, 1.0, -1.0)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
+    scores = massaging_scores(X, y)  # the group is not a feature
+    assert scores.shape == (n,)
+    assert np.all((scores > 0) & (scores < 1))
+    pairs = parity_flip_count(y, a)
+    assert pairs > 0
+    labels = massage_labels(scores, y, a)
+    changed = labels != y
+    # exactly `pairs` promotions of (a=0, y=0) rows and `pairs` demotions of (a=1, y=1) rows
+    assert int((changed & (a == 0) & (y == 0)).sum()) == pairs
+    assert int((changed & (a == 1) & (y == 1)).sum()) == pairs
+    assert int(changed.sum()) == 2 * pairs
+    assert np.all(labels[changed & (a == 0)] == 1)
+    assert np.all(labels[changed & (a == 1)] == 0)
+    assert labels.sum() == y.sum()  # the overall favourable rate is kept
+    # the promoted rows rank above every unpromoted candidate, the demoted below every kept one
+    cand0, cand1 = (a == 0) & (y == 0), (a == 1) & (y == 1)
+    assert scores[changed & cand0].min() >= scores[cand0 & ~changed].max()
+    assert scores[changed & cand1].max() <= scores[cand1 & ~changed].min()
+    # label rates equal up to rounding the pair count to whole rows
+    n0, n1 = int((a == 0).sum()), int((a == 1).sum())
+    gap_before = y[a == 1].mean() - y[a == 0].mean()
+    gap_after = labels[a == 1].mean() - labels[a == 0].mean()
+    assert gap_before > 0.2
+    assert abs(gap_after) <= 0.5 * (1 / n0 + 1 / n1) + 1e-12
+
+
+def test_massaging_does_nothing_when_the_protected_group_is_ahead() -> None:
+    a = np.array([0, 0, 1, 1])
+    y = np.array([1, 1, 0, 1])
+    np.testing.assert_array_equal(massage_labels([0.1, 0.2, 0.3, 0.4], y, a), y)
+
+
+def test_massaging_scores_rank_by_the_features() -> None:
+    x = np.linspace(-2.0, 2.0, 40)[:, None]
+    y = (x[:, 0] + np.r_[np.zeros(39), -5.0] > 0).astype(np.int64)  # one outlier: not separable
+    scores = massaging_scores(x, y)
+    assert np.all(np.diff(scores) > 0)  # monotone in the only feature
+    with pytest.raises(ValueError, match="both labels"):
+        massaging_scores(x, np.zeros(40))
+    with pytest.raises(ValueError, match="X must be a 2-D"):
+        massaging_scores(x[:, 0], y)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"pairs": 4}, "4 pairs asked for"),
+        ({"pairs": -1}, "pairs must be a whole number"),
+        ({"pairs": 1.0}, "pairs must be a whole number"),
+        ({"pairs": True}, "pairs must be a whole number"),
+        ({"scores": _M_S[:-1]}, "scores must be a 1-D array of 9"),
+        ({"scores": np.r_[_M_S[:-1], np.nan]}, "scores must be finite"),
+        ({"scores": np.array(["x"] * 9)}, "scores must be real numbers"),
+        ({"y": np.r_[_M_Y[:-1], 2]}, "y must contain only 0 and 1"),
+        ({"a": _M_A[:-1]}, "a has 8 entries"),
+    ],
+)
+def test_massaging_rejects_bad_input(kwargs: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {"scores": _M_S, "y": _M_Y, "a": _M_A, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        massage_labels(**args)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------

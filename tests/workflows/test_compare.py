@@ -471,6 +471,49 @@ def test_froc_methods_plug_in(synthetic: pd.DataFrame) -> None:
     assert _row(result, "froc-pre").params["rounds"] <= 2
 
 
+def test_massaging_trains_the_plain_target_on_massaged_labels(
+    monkeypatch: pytest.MonkeyPatch, synthetic: pd.DataFrame
+) -> None:
+    import froc_cli.workflows._compare as engine
+
+    calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = []
+    real_train = engine.train_model
+
+    def spy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, **kw: Any) -> Any:
+        calls.append((x, y.clone(), a, kw["config"].seed))
+        return real_train(net, x, y, a, **kw)
+
+    monkeypatch.setattr(engine, "train_model", spy)
+    train = TrainConfig(model="lr", epochs=10, device="cpu")
+    config = _config(methods=("massaging", "plain"), train=train)
+    assert config.selected_methods == ("plain", "massaging")
+    result = compare_table(synthetic.iloc[:1500], config, source="s")
+    assert [row.method for row in result.repeats[0].rows] == ["plain", "massaging"]
+    row = _row(result, "massaging")
+    assert row.ok, row.reason
+    assert row.label == "Massaging (Kamiran-Calders)"
+    for key in ("accuracy", "bias_score", "robustness_pgd"):
+        assert 0.0 <= row.metrics[key] <= 1.0
+        assert key in row.validation
+    pairs = row.params["pairs"]
+    assert pairs > 0 and row.params["flipped"] == 2 * pairs
+    # the transfer source, plain, then massaging: same rows and seed as plain, new labels
+    (_, _, _, _), (x0, y0, a0, seed0), (x1, y1, a1, seed1) = calls
+    assert x1 is x0 and a1 is a0 and seed1 == seed0
+    changed = (y1 != y0).numpy()
+    group = a0.numpy()
+    assert int(changed.sum()) == 2 * pairs
+    assert np.all(y1.numpy()[changed & (group == 0)] == 1)
+    assert np.all(y1.numpy()[changed & (group == 1)] == 0)
+    assert int((changed & (group == 0)).sum()) == pairs
+    # both groups' favourable label rates are equal after massaging (up to whole rows)
+    n0, n1 = int((group == 0).sum()), int((group == 1).sum())
+    gap = row.params["label_rate_a1"] - row.params["label_rate_a0"]
+    assert abs(gap) <= 0.5 * (1 / n0 + 1 / n1) + 1e-12
+    assert "| Massaging (Kamiran-Calders) |" in render_compare_markdown(result)
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
 def test_sweep_adds_front_points(synthetic: pd.DataFrame) -> None:
     config = _config(
         methods=("plain",),
