@@ -25,7 +25,6 @@ from froc_cli.methods._edit_plan import (
     EditSettings,
     FlippedLabel,
     apply_edits,
-    parity_flip_count,
     plan_edits,
 )
 from froc_cli.methods._froc_in import (
@@ -139,7 +138,6 @@ __all__ = [
     "massaging_scores",
     "measure_panel_member",
     "measure_target",
-    "parity_flip_count",
     "parse_panel",
     "plan_edits",
     "preprocess_table",

@@ -55,7 +55,7 @@ import numpy.typing as npt
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from froc_cli.methods._edit_plan import parity_flip_count
+from froc_cli.metrics._rules import parity_flip_count
 
 __all__ = [
     "DisparateImpactRepair",

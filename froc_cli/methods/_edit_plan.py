@@ -50,6 +50,7 @@ from froc_cli.methods._influence import (
 )
 from froc_cli.methods._panel import fit_panel_member
 from froc_cli.metrics._evaluate import attack_in_chunks
+from froc_cli.metrics._rules import parity_flip_count
 from froc_cli.models._nets import build_model
 from froc_cli.models._training import train_model
 
@@ -59,7 +60,6 @@ __all__ = [
     "EditSettings",
     "FlippedLabel",
     "apply_edits",
-    "parity_flip_count",
     "plan_edits",
 ]
 
@@ -113,15 +113,6 @@ class EditPlan:
             torch.cat([labels[index], labels[sources]]),
             torch.cat([a[index], a[sources]]),
         )
-
-
-def parity_flip_count(y: np.ndarray, a: np.ndarray) -> int:
-    """Pairs of flips (one promotion in group 0, one demotion in group 1) that make both
-    groups' favourable label rates equal: ``(P1 n0 - P0 n1) / n`` (Kamiran and Calders)."""
-    y, a = np.asarray(y), np.asarray(a)
-    n0, n1 = int((a == 0).sum()), int((a == 1).sum())
-    p0, p1 = float(y[a == 0].sum()), float(y[a == 1].sum())
-    return max(0, math.floor((p1 * n0 - p0 * n1) / max(n0 + n1, 1) + 0.5))
 
 
 def _choose_flips(

@@ -27,6 +27,7 @@ __all__ = [
     "is_degenerate_decisions",
     "is_near_constant",
     "near_constant_limit",
+    "parity_flip_count",
     "shortfall",
     "tightened_bias_threshold",
     "tightened_robustness_threshold",
@@ -171,3 +172,12 @@ def check_gate(
         value = metrics["robustness_pgd"]
         checks.append(GateCheck("robustness_pgd", value, delta_r, ">=", bool(value >= delta_r)))
     return GateResult(tuple(checks))
+
+
+def parity_flip_count(y: np.ndarray, a: np.ndarray) -> int:
+    """Pairs of flips (one promotion in group 0, one demotion in group 1) that make both
+    groups' favourable label rates equal: ``(P1 n0 - P0 n1) / n`` (Kamiran and Calders)."""
+    y, a = np.asarray(y), np.asarray(a)
+    n0, n1 = int((a == 0).sum()), int((a == 1).sum())
+    p0, p1 = float(y[a == 0].sum()), float(y[a == 1].sum())
+    return max(0, math.floor((p1 * n0 - p0 * n1) / max(n0 + n1, 1) + 0.5))

@@ -61,7 +61,6 @@ from froc_cli.data._encoder import TabularEncoder, fit_encoder
 from froc_cli.data._rows import EncodedRows, encode_rows
 from froc_cli.data._splits import check_group_sizes, split_indices
 from froc_cli.methods._baselines import massage_labels, massaging_scores
-from froc_cli.methods._edit_plan import parity_flip_count
 from froc_cli.methods._froc_in import (
     EpochProgress,
     FitOutcome,
@@ -80,7 +79,7 @@ from froc_cli.methods._sequential import (
     validation_shortfall,
 )
 from froc_cli.metrics._evaluate import attack_decisions, attack_in_chunks, evaluate_decisions
-from froc_cli.metrics._rules import is_degenerate
+from froc_cli.metrics._rules import is_degenerate, parity_flip_count
 from froc_cli.metrics._scores import robustness_score
 from froc_cli.models._nets import build_model, parse_model_spec
 from froc_cli.models._training import predict_logits, train_model

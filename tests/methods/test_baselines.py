@@ -26,9 +26,9 @@ from froc_cli.methods import (
     fit_disparate_impact_repair,
     massage_labels,
     massaging_scores,
-    parity_flip_count,
     repair_disparate_impact,
 )
+from froc_cli.metrics import parity_flip_count
 
 FloatArray = npt.NDArray[np.float64]
 

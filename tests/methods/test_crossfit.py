@@ -20,9 +20,14 @@ import torch
 import froc_cli.methods._crossfit as crossfit
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core import ThreatModel
-from froc_cli.methods._crossfit import PanelEstimate, crossfit_panel, fold_ids
-from froc_cli.methods._edit_plan import EditPlan
-from froc_cli.methods._panel import fit_panel_member, measure_panel_member
+from froc_cli.methods import (
+    EditPlan,
+    PanelEstimate,
+    crossfit_panel,
+    fit_panel_member,
+    fold_ids,
+    measure_panel_member,
+)
 
 THREAT = ThreatModel(eps=0.1, pgd_steps=2, attack_space="valid", cat_budget=0)
 TRANSFER_SOURCE = "mlp:4"

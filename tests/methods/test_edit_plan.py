@@ -17,15 +17,16 @@ from conftest import make_frame
 
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core import DataSpec, ThreatModel
-from froc_cli.data import EncodedRows, TabularEncoder, encode_rows, fit_encoder, prepare_data
-from froc_cli.data._dataset import PreparedData
-from froc_cli.methods._edit_plan import (
-    EditPlan,
-    EditSettings,
-    apply_edits,
-    parity_flip_count,
-    plan_edits,
+from froc_cli.data import (
+    EncodedRows,
+    PreparedData,
+    TabularEncoder,
+    encode_rows,
+    fit_encoder,
+    prepare_data,
 )
+from froc_cli.methods import EditPlan, EditSettings, apply_edits, plan_edits
+from froc_cli.metrics import parity_flip_count
 
 SPEC = DataSpec(protected="gender", immutable=("tenure",), min_group_size=5)
 THREAT = ThreatModel(eps=0.1, pgd_steps=3, attack_space="valid", cat_budget=0)

@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core import DataSpec, InputError, ThreatModel
 from froc_cli.data import EncodedRows, encode_rows, fit_encoder, prepare_data
-from froc_cli.methods._panel import (
+from froc_cli.methods import (
     DEFAULT_PANEL,
     PanelMember,
     fit_panel_member,

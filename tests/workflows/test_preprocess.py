@@ -14,16 +14,14 @@ import torch
 from conftest import make_frame
 
 from froc_cli.core import DataSpec, InputError, ThreatModel
-from froc_cli.methods._crossfit import PanelEstimate
-from froc_cli.methods._edit_plan import EditSettings
-from froc_cli.workflows._preprocess import (
+from froc_cli.methods import EditSettings, PanelEstimate
+from froc_cli.workflows import (
     MemberVerdict,
     TrainerFileConfig,
     TrainerFileResult,
-    _judge,
-    _reason,
     prepare_trainer_file,
 )
+from froc_cli.workflows._preprocess import _judge, _reason
 
 SPEC = DataSpec(protected="gender", min_group_size=5)
 TARGETS = {"bias_score": 0.05, "robustness": 0.6}
