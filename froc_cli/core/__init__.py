@@ -42,6 +42,7 @@ _LAZY: dict[str, str] = {
     "TABLE_SUFFIXES": "froc_cli.core._io",
     "denormals_flushed": "froc_cli.core._device",
     "flushing_denormals": "froc_cli.core._device",
+    "numeric_failures": "froc_cli.core._device",
     "frame_fingerprint": "froc_cli.core._io",
     "hash_file": "froc_cli.core._io",
     "read_table": "froc_cli.core._io",
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from froc_cli.core._device import (
         denormals_flushed,
         flushing_denormals,
+        numeric_failures,
         resolve_device,
         torch_threads,
     )
@@ -98,6 +100,7 @@ __all__ = [
     "flushing_denormals",
     "frame_fingerprint",
     "hash_file",
+    "numeric_failures",
     "read_table",
     "resolve_device",
     "silent",

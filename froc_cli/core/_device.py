@@ -10,9 +10,15 @@ from typing import ParamSpec, TypeVar
 
 import torch
 
-from froc_cli.core._errors import InputError
+from froc_cli.core._errors import FrocError, InputError, NumericError
 
-__all__ = ["denormals_flushed", "flushing_denormals", "resolve_device", "torch_threads"]
+__all__ = [
+    "denormals_flushed",
+    "flushing_denormals",
+    "numeric_failures",
+    "resolve_device",
+    "torch_threads",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,3 +80,28 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def numeric_failures(method: str, hint: str) -> Iterator[None]:
+    """Turn a numeric failure inside ``method`` into one :class:`NumericError` line ending in
+    ``hint`` (what to change).
+
+    NaN or infinite numbers (a diverging loss, an extreme input value) surface from torch,
+    numpy, scikit-learn or the influence functions as ValueError, ArithmeticError or
+    RuntimeError (e.g. "value cannot be converted to type float without overflow" from Adam at
+    a huge --lr). froc errors pass through unchanged, and so do out-of-memory, recursion and
+    not-implemented errors, which are not about the numbers.
+    """
+    try:
+        yield
+    except FrocError:
+        raise
+    except (ValueError, ArithmeticError, RuntimeError) as error:
+        if isinstance(error, torch.OutOfMemoryError | RecursionError | NotImplementedError):
+            raise
+        what = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise NumericError(
+            f"{method} failed on non-finite or overflowing numbers ({what}): the training "
+            f"diverged or the input holds extreme values; {hint}"
+        ) from error

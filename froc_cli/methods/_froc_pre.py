@@ -75,8 +75,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -87,8 +87,8 @@ from torch import nn
 
 from froc_cli.attacks import FeatureSpace, ValidRecordAttack, make_attack
 from froc_cli.core._config import DataSpec, Objective, ThreatModel, TrainConfig
-from froc_cli.core._device import resolve_device
-from froc_cli.core._errors import FrocError, InputError, NumericError
+from froc_cli.core._device import numeric_failures, resolve_device
+from froc_cli.core._errors import InputError, NumericError
 from froc_cli.core._io import to_jsonable, to_python
 from froc_cli.core._progress import ProgressCallback, silent
 from froc_cli.core._version import environment_versions
@@ -907,29 +907,12 @@ def _verdict(
     )
 
 
-@contextmanager
-def _numeric_failures(config: PreprocessConfig) -> Iterator[None]:
-    """Turn a numeric failure inside the rounds into one :class:`NumericError` line.
-
-    NaN or infinite numbers (a diverging loss, an extreme input value) surface from torch,
-    numpy or the influence functions as ValueError, ArithmeticError or RuntimeError (e.g.
-    "value cannot be converted to type float without overflow" from Adam at a huge --lr).
-    froc errors pass through unchanged, and so do out-of-memory, recursion and
-    not-implemented errors, which are not about the numbers.
-    """
-    try:
-        yield
-    except FrocError:
-        raise
-    except (ValueError, ArithmeticError, RuntimeError) as error:
-        if isinstance(error, torch.OutOfMemoryError | RecursionError | NotImplementedError):
-            raise
-        what = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise NumericError(
-            f"FRoC-PRE failed on non-finite or overflowing numbers ({what}): the training "
-            f"diverged or the input holds extreme values; try a smaller --lr (now "
-            f"{config.train.lr:g}) or --warm-lr, or check the numeric columns for huge values"
-        ) from error
+def _numeric_failures(config: PreprocessConfig) -> AbstractContextManager[None]:
+    return numeric_failures(
+        "FRoC-PRE",
+        f"try a smaller --lr (now {config.train.lr:g}) or --warm-lr, or check the numeric "
+        "columns for huge values",
+    )
 
 
 def preprocess_table(

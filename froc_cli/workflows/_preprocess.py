@@ -26,7 +26,12 @@ import torch
 
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import DataSpec, ThreatModel
-from froc_cli.core._device import flushing_denormals, resolve_device, torch_threads
+from froc_cli.core._device import (
+    flushing_denormals,
+    numeric_failures,
+    resolve_device,
+    torch_threads,
+)
 from froc_cli.core._errors import InputError
 from froc_cli.core._io import to_jsonable
 from froc_cli.core._progress import ProgressCallback, silent
@@ -241,7 +246,11 @@ def prepare_trainer_file(
 ) -> TrainerFileResult:
     """FRoC-PRE for an outside trainer (see the module docstring), on ``config.threads``
     torch threads (the caller's count is restored)."""
-    with torch_threads(config.threads):
+    hint = (
+        f"try a smaller --lr (now {config.edits.lr:g}), or check the numeric columns for huge "
+        "values"
+    )
+    with torch_threads(config.threads), numeric_failures("FRoC-PRE", hint):
         return _prepare_trainer_file(frame, config, source=source, progress=progress)
 
 

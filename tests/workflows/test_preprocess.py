@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import make_frame
 
-from froc_cli.core import DataSpec, InputError, ThreatModel
+from froc_cli.core import DataSpec, InputError, NumericError, ThreatModel
 from froc_cli.methods import EditSettings, PanelEstimate
 from froc_cli.workflows import (
     MemberVerdict,
@@ -239,3 +239,17 @@ def test_same_seed_writes_the_same_file(frame: pd.DataFrame, result: TrainerFile
     assert again.output.to_csv(index=False) == result.output.to_csv(index=False)
     assert again.verdicts == result.verdicts
     assert again.estimate.mean == result.estimate.mean
+
+
+def test_a_diverging_surrogate_is_one_numeric_error(frame: pd.DataFrame) -> None:
+    """A learning rate the numbers cannot hold is bad input (exit 2), named in one line, never
+    a traceback or a verdict."""
+    edits = EditSettings(
+        surrogate="mlp:8", surrogate_epochs=30, warm_epochs=5, augment_rounds=2, lr=1e39
+    )
+    with pytest.raises(NumericError) as caught:
+        prepare_trainer_file(frame, fast_config(edits=edits), source="credit")
+    message = str(caught.value)
+    assert message.startswith("FRoC-PRE failed on non-finite or overflowing numbers")
+    assert "--lr (now 1e+39)" in message and "\n" not in message
+    assert caught.value.exit_code == 2
