@@ -22,6 +22,7 @@ __all__ = [
     "check_csv_columns",
     "check_model_file",
     "check_table_file",
+    "check_table_suffix",
     "safe_model_and_device",
 ]
 
@@ -45,6 +46,12 @@ def check_table_file(path: Path) -> None:
         raise InputError(f"{path}: is a directory, expected a .csv or .parquet file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty")
+
+
+def check_table_suffix(path: Path | None, option: str) -> None:
+    """An output table's name: .csv or .parquet (the suffix picks the format)."""
+    if path is not None and path.suffix.lower() not in TABLE_SUFFIXES:
+        raise InputError(f"{option} {path}: expected a .csv or .parquet file name")
 
 
 def check_model_file(path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
+from froc_cli.core._paths import check_output_paths
 
 from ._common import (
     AttackSpaceOpt,
@@ -185,6 +186,7 @@ def audit_command(
                 check_table_file(data)
                 if predictions is not None or safe_model_and_device(target_model, device):
                     check_csv_columns(data, spec, (predictions,) if predictions else ())
+        check_output_paths({"DATA": data, "--model": model_file}, {"--report": report})
         from froc_cli.core._io import write_text_atomic
         from froc_cli.metrics._rules import check_gate
         from froc_cli.reports._markdown import render_audit_markdown

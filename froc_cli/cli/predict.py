@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from froc_cli.core._errors import InputError
+from froc_cli.core._paths import check_output_paths
 
 from ._common import (
     DataPath,
@@ -57,11 +57,10 @@ def predict_command(
     """
 
     def run() -> int:
-        if output.resolve() == data.resolve():
-            raise InputError(f"--output {output}: is the input file; froc never overwrites input")
         check_threads(threads)
         # Before torch and pandas load: the first error the engine would find.
         check_model_file(model_file)
+        check_output_paths({"MODEL_FILE": model_file, "DATA": data}, {"--output": output})
         from froc_cli.core._io import read_table, write_table_atomic
         from froc_cli.models._artifact import load_model
         from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table

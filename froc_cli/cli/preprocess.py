@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK
+from froc_cli.core._paths import check_output_paths, default_output_path
 
 from ._common import (
     AttackSpaceOpt,
@@ -37,7 +38,7 @@ from ._common import (
     stdout_console,
     threat_model,
 )
-from ._precheck import check_csv_columns, check_table_file
+from ._precheck import check_csv_columns, check_table_file, check_table_suffix
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -259,17 +260,15 @@ def preprocess_command(
         # Before torch and pandas load: the input errors the engine would find first.
         check_table_file(data)
         check_csv_columns(data, spec)
+        target = output if output is not None else default_output_path(data)
+        check_table_suffix(target, "--output")
+        check_output_paths({"DATA": data}, {"--output": target, "--manifest": manifest})
         from froc_cli.core._io import read_table
         from froc_cli.methods._edit_plan import EditSettings
         from froc_cli.methods._panel import parse_panel
-        from froc_cli.reports._manifest import (
-            check_output_path,
-            default_output_path,
-            write_preprocess_outputs,
-        )
+        from froc_cli.reports._manifest import write_preprocess_outputs
         from froc_cli.workflows._preprocess import TrainerFileConfig, prepare_trainer_file
 
-        target = output if output is not None else default_output_path(data)
         config = TrainerFileConfig(
             data=spec,
             delta_f=delta_f,
@@ -293,7 +292,6 @@ def preprocess_command(
             device=device,
             threads=threads,
         )
-        check_output_path(data, target, manifest)
         frame = read_table(data)
         progress = progress_printer(quiet or json_output)
         result = prepare_trainer_file(frame, config, source=str(data), progress=progress)

@@ -12,6 +12,7 @@ import typer
 
 from froc_cli.core._config import DataSpec
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
+from froc_cli.core._paths import check_output_paths
 
 from ._common import (
     Attack,
@@ -47,7 +48,7 @@ from ._common import (
     train_config,
 )
 from ._defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
-from ._precheck import TABLE_SUFFIXES, check_csv_columns, check_table_file
+from ._precheck import check_csv_columns, check_table_file, check_table_suffix
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -214,11 +215,6 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
     )
 
 
-def _check_suffix(path: Path | None, option: str) -> None:
-    if path is not None and path.suffix.lower() not in TABLE_SUFFIXES:
-        raise InputError(f"{option} {path}: expected a .csv or .parquet file name")
-
-
 def train_in_command(
     data: DataPath,
     protected: Protected,
@@ -315,7 +311,7 @@ def train_in_command(
     """
 
     def run() -> int:
-        _check_suffix(trace, "--trace")
+        check_table_suffix(trace, "--trace")
         for option, path in (("--output", output), ("--trace", trace)):
             if path is not None and path.is_dir():
                 # Refuse before training, not after: the files are written at the end.
@@ -351,6 +347,7 @@ def train_in_command(
         # Before torch and pandas load: the input errors the engine would find first.
         check_table_file(data)
         check_csv_columns(data, spec)
+        check_output_paths({"DATA": data}, {"--output": output, "--trace": trace})
         import pandas as pd
 
         from froc_cli.core._io import read_table, write_table_atomic

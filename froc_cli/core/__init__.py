@@ -27,6 +27,7 @@ from froc_cli.core._errors import (
     ModelFileError,
     NumericError,
 )
+from froc_cli.core._paths import check_output_paths, default_output_path
 from froc_cli.core._progress import (
     ProgressCallback,
     silent,
@@ -95,6 +96,8 @@ __all__ = [
     "ThreatModel",
     "TrainConfig",
     "__version__",
+    "check_output_paths",
+    "default_output_path",
     "denormals_flushed",
     "environment_versions",
     "flushing_denormals",

@@ -38,6 +38,7 @@ from froc_cli.core._io import (
     write_table_atomic,
     write_text_atomic,
 )
+from froc_cli.core._paths import check_output_paths, default_output_path
 from froc_cli.workflows._preprocess import TrainerFileResult
 
 __all__ = [
@@ -64,36 +65,17 @@ class WrittenFiles:
     output_sha256: str | None
 
 
-def default_output_path(input_path: str | os.PathLike[str]) -> Path:
-    """``data.csv`` -> ``data.froc.csv`` beside the input."""
-    path = Path(input_path)
-    return path.with_name(f"{path.stem}.froc{path.suffix}")
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def check_output_path(
     input_path: str | os.PathLike[str],
     output_path: str | os.PathLike[str],
     manifest_path: str | os.PathLike[str] | None = None,
 ) -> None:
-    """Refuse an output (or manifest) that is the input itself, or an unknown table suffix."""
-    source, target = Path(input_path), Path(output_path)
+    """Refuse an unknown table suffix, or an output (or manifest) that is the input itself or
+    the other output (the rule of :func:`froc_cli.core._paths.check_output_paths`)."""
+    target = Path(output_path)
     if target.suffix.lower() not in TABLE_SUFFIXES:
         raise InputError(f"--output {target}: expected a .csv or .parquet file name")
-    if _same_file(source, target):
-        raise InputError(f"--output {target}: is the input file; froc never overwrites its input")
-    if manifest_path is not None:
-        manifest = Path(manifest_path)
-        if _same_file(source, manifest) or _same_file(target, manifest):
-            raise InputError(f"--manifest {manifest}: is the input or the output file")
+    check_output_paths({"DATA": input_path}, {"--output": target, "--manifest": manifest_path})
 
 
 def origin_column(result: TrainerFileResult) -> pd.Series:
@@ -169,6 +151,9 @@ def write_preprocess_outputs(
     digest: str | None = None
     if output_path is not None:
         check_output_path(input_path, output_path, manifest_path)
+    else:
+        check_output_paths({"DATA": input_path}, {"--manifest": manifest_path})
+    if output_path is not None:
         table = result.output
         if annotate:
             table = table.assign(**{ORIGIN_COLUMN: origin_column(result).to_numpy()})
