@@ -66,7 +66,6 @@ from froc_cli.methods._panel import (
     fit_panel_member,
     measure_panel_member,
     parse_panel,
-    threat_variants,
 )
 from froc_cli.methods._pipelines import (
     GroupBlind,
@@ -145,7 +144,6 @@ __all__ = [
     "robustness_before_fairness",
     "score_validation",
     "select_on_validation",
-    "threat_variants",
     "validation_shortfall",
     "with_group_column",
 ]

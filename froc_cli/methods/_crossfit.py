@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedKFold
 
-from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import ThreatModel
 from froc_cli.methods._edit_plan import EditPlan
-from froc_cli.methods._panel import fit_panel_member, measure_panel_member, threat_variants
-from froc_cli.metrics._evaluate import attack_in_chunks
+from froc_cli.methods._panel import fit_panel_member, measure_panel_member
+from froc_cli.metrics._evaluate import pgd_examples, threat_variants
 
 __all__ = ["PanelEstimate", "crossfit_panel", "fold_ids"]
 
@@ -90,7 +90,7 @@ def _transfer_rows(
     network = fit_panel_member(source, x_train, y_train, seed=seed + _TRANSFER_SEED_OFFSET)
     assert network.network is not None
     return {
-        name: attack_in_chunks(make_attack("pgd", network.network, space, variant), x_held, y_held)
+        name: pgd_examples(network.network, x_held, y_held, space, variant)
         for name, variant in threat_variants(threat).items()
     }
 

@@ -85,7 +85,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from froc_cli.attacks import FeatureSpace, ValidRecordAttack, make_attack
+from froc_cli.attacks import FeatureSpace, ValidRecordAttack
 from froc_cli.core._config import DataSpec, Objective, ThreatModel, TrainConfig
 from froc_cli.core._device import numeric_failures, resolve_device
 from froc_cli.core._errors import InputError, NumericError
@@ -103,7 +103,7 @@ from froc_cli.methods._influence import (
     fairness_accuracy_score,
 )
 from froc_cli.metrics import _scores as m
-from froc_cli.metrics._evaluate import attack_in_chunks
+from froc_cli.metrics._evaluate import attack_in_chunks, pgd_examples, threat_variants
 from froc_cli.metrics._rules import (
     is_degenerate_decisions,
     shortfall,
@@ -432,23 +432,6 @@ def _decisions(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     return (predict_logits(model, x) > 0).cpu().numpy().astype(np.int8)
 
 
-def _adversarial(
-    source: nn.Module, x: torch.Tensor, y: torch.Tensor, space: FeatureSpace, threat: ThreatModel
-) -> torch.Tensor:
-    """PGD examples of (x, y) crafted on ``source`` in ``threat``'s space, in chunks."""
-    attack = make_attack("pgd", source, space, threat)
-    source.eval()
-    return attack_in_chunks(attack, x, y)
-
-
-def _threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:
-    variants = {"valid": replace(threat, attack_space="valid")}
-    if threat.cat_budget > 0:
-        variants["numeric"] = replace(threat, attack_space="valid", cat_budget=0)
-    variants["continuous"] = replace(threat, attack_space="continuous")
-    return variants
-
-
 def _require_finite_model(model: nn.Module, what: str, config: PreprocessConfig) -> None:
     """Raise :class:`NumericError` when training left ``model`` with NaN or infinite weights
     (a NaN or infinite loss on the way): every figure measured on it would be meaningless."""
@@ -510,8 +493,8 @@ def measure_target(
         "bias_score": m.bias_score(pred, test.a_numpy),
     }
     for kind, source in (("whitebox", target), ("transfer", twin)):
-        for name, variant in _threat_variants(config.threat).items():
-            x_adv = _adversarial(source, test.x, test.y, space, variant)
+        for name, variant in threat_variants(config.threat).items():
+            x_adv = pgd_examples(source, test.x, test.y, space, variant)
             metrics[f"robustness_{kind}_{name}"] = m.robustness_score(
                 _decisions(target, x_adv), test.y_numpy
             )
@@ -536,7 +519,7 @@ def _validation_score(
     """Algorithm 1, line 6: S_B (eq. 7) and S_R (eq. 8, PGD crafted on ``attacker``) of
     ``surrogate`` on the validation rows, with its accuracy and the edits so far."""
     pred = _decisions(surrogate, val.x)
-    x_adv = _adversarial(attacker, val.x, val.y, space, threat)
+    x_adv = pgd_examples(attacker, val.x, val.y, space, threat)
     return RoundRecord(
         round=round_no,
         bias_score=m.bias_score(pred, val.a_numpy),

@@ -14,7 +14,7 @@ plain training, as an outside trainer would, and judged on rows it never saw. Me
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,11 +24,11 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import Objective, ThreatModel, TrainConfig
 from froc_cli.core._errors import InputError
 from froc_cli.metrics import _scores as m
-from froc_cli.metrics._evaluate import attack_in_chunks
+from froc_cli.metrics._evaluate import pgd_examples, threat_variants
 from froc_cli.models._nets import build_model, parse_model_spec
 from froc_cli.models._training import predict_logits, train_model
 
@@ -38,7 +38,6 @@ __all__ = [
     "fit_panel_member",
     "measure_panel_member",
     "parse_panel",
-    "threat_variants",
 ]
 
 DEFAULT_PANEL = ("mlp:64", "lr", "hgb")
@@ -125,16 +124,6 @@ def fit_panel_member(
     return PanelMember(name, network)
 
 
-def threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:
-    """The attack spaces every panel member is measured in: ``valid`` (the user's category
-    budget), ``numeric`` (numeric moves only) and ``continuous`` (the encoded vector)."""
-    variants = {"valid": replace(threat, attack_space="valid")}
-    if threat.cat_budget > 0:
-        variants["numeric"] = replace(threat, attack_space="valid", cat_budget=0)
-    variants["continuous"] = replace(threat, attack_space="continuous")
-    return variants
-
-
 def measure_panel_member(
     member: PanelMember,
     x: torch.Tensor,
@@ -163,8 +152,7 @@ def measure_panel_member(
     }
     for variant, variant_threat in threat_variants(threat).items():
         if member.network is not None:
-            attack = make_attack("pgd", member.network, space, variant_threat)
-            x_adv = attack_in_chunks(attack, x, y)
+            x_adv = pgd_examples(member.network, x, y, space, variant_threat)
             figures[f"robustness_whitebox_{variant}"] = m.robustness_score(
                 member.decisions(x_adv), labels
             )

@@ -11,6 +11,8 @@ from froc_cli.metrics._evaluate import (
     attack_decisions,
     attack_in_chunks,
     evaluate_decisions,
+    pgd_examples,
+    threat_variants,
 )
 from froc_cli.metrics._rules import (
     FLOOR_Z,
@@ -64,8 +66,10 @@ __all__ = [
     "majority_floor",
     "near_constant_limit",
     "parity_flip_count",
+    "pgd_examples",
     "robustness_score",
     "shortfall",
+    "threat_variants",
     "tightened_bias_threshold",
     "tightened_robustness_threshold",
 ]

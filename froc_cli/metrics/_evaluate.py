@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -22,6 +22,8 @@ __all__ = [
     "attack_decisions",
     "attack_in_chunks",
     "evaluate_decisions",
+    "pgd_examples",
+    "threat_variants",
 ]
 
 # Rows attacked (and predicted) at a time. Each row's attack is independent of the others', so
@@ -39,6 +41,26 @@ def attack_in_chunks(
     """``attack(x, y)`` run ``chunk`` rows at a time (bounded memory, same result)."""
     parts = [attack(x[i : i + chunk], y[i : i + chunk]) for i in range(0, x.shape[0], chunk)]
     return torch.cat(parts) if parts else x.clone()
+
+
+def pgd_examples(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, space: FeatureSpace, threat: ThreatModel
+) -> torch.Tensor:
+    """PGD examples of ``(x, y)`` crafted on ``model`` (put in eval mode) in ``threat``'s space,
+    :data:`ATTACK_CHUNK` rows at a time."""
+    model.eval()
+    return attack_in_chunks(make_attack("pgd", model, space, threat), x, y)
+
+
+def threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:
+    """The attack spaces robustness is reported in: ``valid`` (the threat's category budget),
+    ``numeric`` (numeric moves only, when the budget allows switches) and ``continuous`` (the
+    encoded vector)."""
+    variants = {"valid": replace(threat, attack_space="valid")}
+    if threat.cat_budget > 0:
+        variants["numeric"] = replace(threat, attack_space="valid", cat_budget=0)
+    variants["continuous"] = replace(threat, attack_space="continuous")
+    return variants
 
 
 @dataclass(frozen=True)

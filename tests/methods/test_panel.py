@@ -26,8 +26,8 @@ from froc_cli.methods import (
     fit_panel_member,
     measure_panel_member,
     parse_panel,
-    threat_variants,
 )
+from froc_cli.metrics import threat_variants
 
 SPEC = DataSpec(protected="gender", min_group_size=5)
 THREAT = ThreatModel(eps=0.1, pgd_steps=3, attack_space="valid", cat_budget=0)
