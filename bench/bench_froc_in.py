@@ -14,15 +14,21 @@ choosing (the search uses a validation split carved from the training part).
    with the closest point.
 3. Speed: one fit with given lambdas on Adult for all the default epochs (``--patience 0``),
    with 1 and with 2 torch threads (``--threads``); target within 40 s on 2 cores.
+   ``--speed-patience default,0`` also times the default command (early stopping).
 
 The 1-minute load average is recorded around every run: other processes on a shared machine
 slow every wall-clock figure down. The CPU seconds of each run (user + system, from
 ``getrusage``) are recorded too: with ``--threads 1`` they are close to the wall time the run
-would take on an idle machine. Writes bench/results/froc_in.json and bench/results/froc_in.md. Skips
-cleanly (exit 0) when ../shared/data is absent.
+would take on an idle machine. Writes bench/results/froc_in.json and bench/results/froc_in.md,
+with the run record of ``bench/_record.py`` (code digest, command line, machine, load at start
+and end). A part that is skipped keeps its figures from the earlier file, so every part (and
+every speed run) carries the short record of the run that measured it (``"run"``; ``null``:
+measured before runs were recorded). Skips cleanly (exit 0) when ../shared/data is absent.
 
     python bench/bench_froc_in.py                 # everything (about 15-25 minutes)
     python bench/bench_froc_in.py --seeds 0 --skip-compas
+    python bench/bench_froc_in.py --skip-adult --skip-compas --speed-threads 1 \
+        --speed-patience default                  # the default command's fit alone (~1 min)
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
+from _record import finish_record, record_line, record_ref, start_record
 
 from froc_cli.core import environment_versions, write_text_atomic
 
@@ -212,28 +219,33 @@ def bench_search(
     }
 
 
-def bench_speed(path: Path, fields: dict[str, Any], thread_counts: list[int]) -> dict[str, Any]:
+def bench_speed(
+    path: Path, fields: dict[str, Any], thread_counts: list[int], patiences: list[str]
+) -> dict[str, Any]:
+    """One fit per (threads, patience); patience ``default`` passes no --patience."""
     out: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "lambdas": SPEED_LAMBDAS,
         "runs": [],
     }
-    for threads in thread_counts:
+    for threads, patience in [(t, p) for p in patiences for t in thread_counts]:
         args = [
             *spec_args(fields),
             "--lambda-f",
             SPEED_LAMBDAS[0],
             "--lambda-r",
             SPEED_LAMBDAS[1],
-            "--patience",
-            "0",
         ]
+        if patience != "default":
+            args += ["--patience", patience]
         run = run_train_in(path, args, threads=threads)
         result = run["result"]
         epochs = result["trials"][0]["epochs_run"]
         best_epoch = result["trials"][0]["best_epoch"]
         entry = {
             "threads": threads,
+            "patience": patience,
+            "command": run["command"] + f" --threads {threads}",
             "wall_s": run["wall_s"],
             "cpu_s": run["cpu_s"],
             "fit_s": result["seconds"]["fit"],
@@ -251,12 +263,29 @@ def bench_speed(path: Path, fields: dict[str, Any], thread_counts: list[int]) ->
         }
         out["runs"].append(entry)
         print(
-            f"  {threads} thread(s): wall {entry['wall_s']:.1f}s, fit {entry['fit_s']:.1f}s "
+            f"  {threads} thread(s), patience {patience}: wall {entry['wall_s']:.1f}s, "
+            f"fit {entry['fit_s']:.1f}s "
             f"({epochs} epochs, {entry['fit_s_per_epoch']:.3f}s each), load "
             f"{entry['load_before']:.1f}->{entry['load_after']:.1f}",
             flush=True,
         )
     return out
+
+
+def _speed_key(run: dict[str, Any]) -> tuple[int, str]:
+    """(threads, patience) of a speed run; runs from before --speed-patience used 0."""
+    return run["threads"], str(run.get("patience", "0"))
+
+
+def _measured_by(ref: dict[str, Any] | None) -> str:
+    """Which run measured a part: its start, commit and froc_cli digest."""
+    if not ref:
+        return "Measured before runs were recorded (no code digest)."
+    dirty = "+edits" if ref.get("dirty") else ""
+    return (
+        f"Measured {ref['started']}, code {(ref.get('commit') or '?')[:12]}{dirty} "
+        f"sha256 {ref['froc_cli_sha256'][:12]}."
+    )
 
 
 def fmt(value: float, digits: int = 4) -> str:
@@ -271,6 +300,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"figures and dates); torch threads default {report['torch_threads']}; versions: "
         + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
         "",
+        record_line(report["run"]) if "run" in report else "Run record: none (older run).",
+        "",
         "Threat model: L-inf eps 0.1 on [0,1]-scaled features, PGD 10 steps of eps/4 against the"
         " true labels. Lambdas chosen on a validation split carved from the training part; the"
         " held-out 30% test split is never used for choosing.",
@@ -284,7 +315,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [
             f"## {name}: --delta-f {targets['delta_f']} --delta-r {targets['delta_r']}",
             "",
-            f"Run {block.get('started', '?')}, torch threads {block.get('threads') or 'default'}.",
+            f"Run {block.get('started', '?')}, torch threads {block.get('threads') or 'default'}. "
+            + _measured_by(block.get("run")),
             "",
             "| seed | verdict | lambda_F | lambda_R | test acc | floor | S_B | S_R FGSM | S_R PGD |"
             " val acc | val S_B | val S_R PGD | fits | search s | wall s | CPU s | load |",
@@ -316,21 +348,22 @@ def render_markdown(report: dict[str, Any]) -> str:
     if speed:
         lines += [
             f"## Speed: one fit on Adult, lambda_F={speed['lambdas'][0]}, "
-            f"lambda_R={speed['lambdas'][1]}, PGD-10, all default epochs",
+            f"lambda_R={speed['lambdas'][1]}, PGD-10",
             "",
-            f"Run {speed.get('started', '?')}; --patience 0, so every default epoch runs (with the "
-            "default early stopping the fit stops sooner).",
+            f"Last speed run {speed.get('started', '?')}. Patience 0: every default epoch runs; "
+            "patience `default`: the command as a user runs it (early stopping).",
             "",
-            "| threads | epochs (best) | batch | fit rows | fit s | s/epoch |"
-            " wall s (whole command) | CPU s | load |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| threads | patience | epochs (best) | batch | fit rows | fit s | s/epoch |"
+            " wall s (whole command) | CPU s | load | measured by |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for run in speed["runs"]:
             lines.append(
-                f"| {run['threads']} | {run['epochs']} ({run.get('best_epoch', '?')}) | "
-                f"{run['batch_size']} | {run['rows_fit']} "
+                f"| {run['threads']} | {run.get('patience', '0')} | {run['epochs']} "
+                f"({run.get('best_epoch', '?')}) | {run['batch_size']} | {run['rows_fit']} "
                 f"| {run['fit_s']:.1f} | {run['fit_s_per_epoch']:.3f} | {run['wall_s']:.1f} | "
-                f"{run['cpu_s']:.1f} | {run['load_before']:.1f}-{run['load_after']:.1f} |"
+                f"{run['cpu_s']:.1f} | {run['load_before']:.1f}-{run['load_after']:.1f} | "
+                f"{_measured_by(run.get('run'))} |"
             )
         lines += [
             "",
@@ -353,11 +386,18 @@ def main() -> int:
     parser.add_argument(
         "--speed-threads", default="1,2", help="thread counts of the speed runs (comma-separated)"
     )
+    parser.add_argument(
+        "--speed-patience",
+        default="0",
+        help="--patience of the speed runs, comma-separated; 'default' passes none (early "
+        "stopping as a user gets it)",
+    )
     options = parser.parse_args()
     data_dir = shared_data_dir()
     if data_dir is None:
         print("bench_froc_in: ../shared/data not found; nothing to benchmark (skipped)")
         return 0
+    record = start_record()
     seeds = [int(s) for s in options.seeds.split(",") if s.strip()]
     previous: dict[str, Any] = {}
     if (RESULTS / "froc_in.json").is_file():
@@ -378,7 +418,8 @@ def main() -> int:
         if not options.skip_speed:
             print("speed: one fit on Adult", flush=True)
             counts = [int(t) for t in options.speed_threads.split(",") if t.strip()]
-            report["speed"] = bench_speed(adult_csv, adult_fields, counts)
+            patiences = [p.strip() for p in options.speed_patience.split(",") if p.strip()]
+            report["speed"] = bench_speed(adult_csv, adult_fields, counts, patiences)
         if not options.skip_adult:
             print("Adult search", flush=True)
             report["adult"] = bench_search(adult_csv, adult_fields, ADULT, seeds, options.threads)
@@ -390,16 +431,26 @@ def main() -> int:
             report["compas"] = bench_search(
                 compas_csv, compas_fields, COMPAS, seeds, options.threads
             )
+    report["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    report["run"] = finish_record(record)
+    ref = record_ref(record)
+    for key in ("adult", "compas"):
+        if key in report:
+            report[key]["run"] = ref
+    for run in report.get("speed", {}).get("runs", []):
+        run["run"] = ref
     for key in ("speed", "adult", "compas"):
         if key not in report and key in previous:
             report[key] = previous[key]  # a part skipped this time keeps its last figures
+            report[key].setdefault("run", None)  # and the run that measured them
     if "speed" in previous and report.get("speed") is not previous["speed"]:
-        measured = {run["threads"] for run in report["speed"]["runs"]}
-        kept = [run for run in previous["speed"]["runs"] if run["threads"] not in measured]
+        measured = {_speed_key(run) for run in report["speed"]["runs"]}
+        kept = [run for run in previous["speed"]["runs"] if _speed_key(run) not in measured]
+        for run in kept:
+            run.setdefault("run", None)
         report["speed"]["runs"] = sorted(
-            kept + report["speed"]["runs"], key=lambda run: run["threads"]
-        )  # thread counts not rerun keep their last figures (with their load)
-    report["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            kept + report["speed"]["runs"], key=lambda run: (run["threads"], _speed_key(run))
+        )  # (threads, patience) pairs not rerun keep their last figures (with their load)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json.dumps(report, indent=2) + "\n", RESULTS / "froc_in.json")
     write_text_atomic(render_markdown(report), RESULTS / "froc_in.md")

@@ -20,8 +20,9 @@ slow every wall-clock figure down.
    last, protected ``gender``): ``froc preprocess data.csv --protected gender --delta-f 0.05
    --delta-r 0.6``.
 
-Writes bench/results/froc_pre.json and bench/results/froc_pre.md. Skips cleanly (exit 0)
-when ../shared/data is absent.
+Writes bench/results/froc_pre.json and bench/results/froc_pre.md (with the run record of
+``bench/_record.py``: code digest, command line, machine, load at start and end). Skips
+cleanly (exit 0) when ../shared/data is absent.
 
     python bench/bench_froc_pre.py --threads 1 --extra-seeds 1 2   # about 15 minutes
     python bench/bench_froc_pre.py --threads 1 --balanced           # about 6 minutes
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
+from _record import finish_record, record_line, start_record
 
 from froc_cli.attacks import FeatureSpace, ValidRecordAttack
 from froc_cli.core import (
@@ -384,6 +386,8 @@ def render(results: dict[str, Any]) -> str:
         if name in results:
             lines += render_dataset(name, title, results[name])
     lines += render_comparisons(results)
+    if "run" in results:
+        lines += ["", record_line(results["run"]), ""]
     return "\n".join(lines)
 
 
@@ -611,6 +615,7 @@ def main() -> int:
     if data_dir is None:
         print("bench_froc_pre: ../shared/data not found; skipping (nothing measured)")
         return 0
+    record = start_record()
     results: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "environment": {
@@ -621,6 +626,7 @@ def main() -> int:
     }
     run_all(args, data_dir, results)
     results["acceptance"] = acceptance(results)
+    results["run"] = finish_record(record)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json.dumps(results, indent=2) + "\n", RESULTS / "froc_pre.json")
     write_text_atomic(render(results), RESULTS / "froc_pre.md")

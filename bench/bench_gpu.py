@@ -7,8 +7,10 @@ after one untimed warm-up on CUDA (kernel and allocator start-up). Wall seconds 
 both devices are written side by side, since float sums differ between devices (the same
 seed gives the same output on the same device, not across devices).
 
-Writes bench/results/gpu.json and bench/results/gpu.md. Exits 0 without measuring anything
-when CUDA or ../shared/data is absent, so it is safe to run anywhere; on a machine with a GPU:
+Writes bench/results/gpu.json and bench/results/gpu.md (with the run record of
+``bench/_record.py``: code digest, command line, machine, load at start and end). Exits 0
+without measuring anything when CUDA or ../shared/data is absent, so it is safe to run
+anywhere; on a machine with a GPU:
 
     python bench/bench_gpu.py                 # about 3 minutes on one GPU
     python bench/bench_gpu.py --repeats 1 --skip-froc-in
@@ -28,6 +30,7 @@ from typing import Any
 
 import torch
 from _datasets import load_adult, repo_root, shared_data_dir
+from _record import finish_record, record_line, start_record
 from bench_froc_pre import influence_round
 
 from froc_cli.core import DataSpec, TrainConfig, environment_versions
@@ -98,6 +101,8 @@ def render(results: dict[str, Any]) -> str:
             f"| {name} | {cpu['seconds_median']:.2f} | {gpu['seconds_median']:.2f} | "
             f"{ratio:.1f}x | {figs[0]} | {figs[1]} |"
         )
+    if "run" in results:
+        lines += ["", record_line(results["run"])]
     return "\n".join(lines) + "\n"
 
 
@@ -119,6 +124,7 @@ def main() -> int:
     if second == "cuda" and not torch.cuda.is_available():
         print("bench_gpu: CUDA is not available; nothing measured", file=sys.stderr)
         return 0
+    record = start_record()
     torch.set_num_threads(1)
     workloads: dict[str, Callable[[str], Callable[[], dict[str, float]]]] = {
         "audit (mlp:128, 300 epochs full batch, FGSM + PGD-10 on 13,567 rows)": audit_work,
@@ -141,6 +147,7 @@ def main() -> int:
                 work()  # warm-up: CUDA context, kernels, allocator
             row[key] = _timed(device, work, args.repeats)
         results["workloads"][name] = row
+    results["run"] = finish_record(record)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "gpu" if second == "cuda" else f"gpu_check_{second}"
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -44,7 +44,9 @@ Per seed ``s``:
    re-encoded with each trainer's own encoder and replayed.
 
 Writes bench/results/outside_trainer{_TAG}.json (every figure per seed, mean/sd across seeds,
-settings, versions, git commit, load averages, wall seconds) and the matching .md table, and
+settings, versions, wall seconds, and under ``"run"`` the run record of ``bench/_record.py``:
+git commit, froc_cli source digest and dirty flag, command line, machine, load average at
+start and end) and the matching .md table with the record's line, and
 prints per seed and file whether the acceptance holds (every trainer S_B <= 0.05 and
 acc >= 0.80, MLP white-box numeric S_R >= 0.6, every transfer S_R >= 0.6, froc exit 0).
 Skips cleanly (exit 0) when ../shared/data/adult.csv is absent.
@@ -58,7 +60,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import platform
 import re
 import shlex
@@ -76,6 +77,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 import torch
+from _record import finish_record, record_line, start_record
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -437,7 +439,11 @@ def read_manifest(path: Path) -> dict[str, Any]:
     panel = data.get("panel")
     if isinstance(panel, dict):
         info["froc_estimate"] = {
-            model: {"mean": figures.get("mean", {}), "sd": figures.get("sd", {})}
+            model: {
+                "mean": figures.get("mean", {}),
+                "sd": figures.get("sd", {}),
+                "spread": figures.get("spread", {}),
+            }
             for model, figures in panel.items()
             if isinstance(figures, dict)
         }
@@ -613,9 +619,49 @@ def run_seed(frame: pd.DataFrame, args: argparse.Namespace, seed: int) -> dict[s
             else:
                 result["trainers"] = evaluate_file(edited, test, box, transfer_raw, seed)
             result["acceptance"] = acceptance(name, result)
+            if name == "froc":
+                result["agreement"] = agreement(result)
             seed_out["files"][name] = result
             print_seed_file(seed, name, result)
     return seed_out
+
+
+# froc's panel member and figure key for each trainer and measure judged here.
+ESTIMATE_OF = {"mlp64": "mlp:64", "lr": "lr", "hgb": "hgb"}
+ESTIMATE_KEY = {
+    "acc": "accuracy",
+    "s_b": "bias_score",
+    "s_r_wb_numeric": "robustness_whitebox_valid",
+}
+
+
+def agreement(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """froc's cross-fitted estimate (mean, spread) beside this script's figure, per trainer
+    and measure: the distance in spreads (|judge - mean| / spread)."""
+    estimate = result["file"].get("froc_estimate") or {}
+    cells = []
+    for trainer, member in ESTIMATE_OF.items():
+        figures = estimate.get(member)
+        if not figures or not result.get("trainers"):
+            continue
+        for measure, key in ESTIMATE_KEY.items():
+            judge = result["trainers"][trainer].get(measure)
+            mean = figures["mean"].get(key)
+            spread = figures.get("spread", {}).get(key) or figures["sd"].get(key)
+            if judge is None or mean is None or not spread:
+                continue
+            cells.append(
+                {
+                    "trainer": trainer,
+                    "measure": measure,
+                    "judge": judge,
+                    "estimate": mean,
+                    "fold_sd": figures["sd"].get(key),
+                    "spread": spread,
+                    "distance": abs(judge - mean) / spread,
+                }
+            )
+    return cells
 
 
 def print_seed_file(seed: int, name: str, result: dict[str, Any]) -> None:
@@ -706,10 +752,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Outside trainers on a preprocessed file (bench/outside_trainer.py)",
         "",
-        f"Run {report['started']} on {report['machine']['cpus']} CPUs (load "
-        f"{report['machine']['load_before']} -> {report['machine']['load_after']}); git "
-        f"{report['git']['commit']}{' (dirty)' if report['git']['dirty'] else ''}; seeds "
-        f"{s['seeds']}; wall {report['wall_seconds']:.0f} s; versions {report['versions']}.",
+        record_line(report["run"]),
+        "",
+        f"Seeds {s['seeds']}; wall {report['wall_seconds']:.0f} s; versions {report['versions']}.",
         "",
         "Adult, protected sex (Female); outer 70/30 split stratified by label; froc sees only the "
         "70%; each file trained WHOLE by each trainer and measured on the 30%. S_R = accuracy "
@@ -751,6 +796,35 @@ def markdown(report: dict[str, Any]) -> str:
         for k, v in report["per_seed"].items()
         if "froc" in v["files"]
     ]
+    agreement_rows = [
+        (seed, cell)
+        for seed, seed_out in report["per_seed"].items()
+        for cell in seed_out["files"].get("froc", {}).get("agreement", [])
+    ]
+    if agreement_rows:
+        lines += [
+            "",
+            "froc's cross-fitted estimate against the figures measured here (spread: the sd one "
+            "fitted model shows, the folds' sd floored at the sampling error; distance = "
+            "|here - estimate| / spread):",
+            "",
+            "| seed | trainer | measure | estimate ± spread (fold sd) | here | distance |",
+            "|---|---|---|---|---|---|",
+        ]
+        for seed, c in agreement_rows:
+            lines.append(
+                f"| {seed} | {TRAINER_NAMES[c['trainer']]} | {c['measure']} | "
+                f"{c['estimate']:.3f} ± {c['spread']:.3f} ({fmt(c['fold_sd'])}) | "
+                f"{c['judge']:.3f} | {c['distance']:.2f} |"
+            )
+        distances = [c["distance"] for _, c in agreement_rows]
+        within1 = sum(d <= 1 for d in distances)
+        within2 = sum(d <= 2 for d in distances)
+        lines += [
+            "",
+            f"Within one spread: {within1} of {len(distances)} cells; within two: {within2} of "
+            f"{len(distances)} (an unbiased estimate with a correct spread: about 68% and 95%).",
+        ]
     if froc_info:
         lines += ["", "froc runs:", ""]
         for seed, info in froc_info:
@@ -763,17 +837,6 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{fmt(info.get('added_share'), 4)}; met {info.get('met')}"
             )
     return "\n".join(lines) + "\n"
-
-
-def git_info() -> dict[str, Any]:
-    """HEAD commit and whether the tree has uncommitted changes (read-only git calls)."""
-
-    def git(*a: str) -> str:
-        """stdout of one git command in the repository, '' on failure."""
-        res = subprocess.run(["git", *a], cwd=repo_root(), capture_output=True, text=True)
-        return res.stdout.strip() if res.returncode == 0 else ""
-
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -815,11 +878,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.torch_threads)
     threadpool_limits(limits=args.torch_threads)  # OpenMP/BLAS (HGB, LR) on the same budget
-    started, load_before, t0 = (
-        dt.datetime.now(dt.UTC).isoformat(),
-        os.getloadavg(),
-        time.perf_counter(),
-    )
+    record = start_record()
+    started, t0 = dt.datetime.now(dt.UTC).isoformat(), time.perf_counter()
     frame, dropped = load_clean(path)
     print(f"{path}: {len(frame)} rows after dropping {dropped} with missing values")
     per_seed = {str(s): run_seed(frame, args, s) for s in args.seeds}
@@ -851,12 +911,7 @@ def main(argv: list[str] | None = None) -> int:
             "scikit-learn": sklearn.__version__,
             "torch": torch.__version__,
         },
-        "git": git_info(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_before": [round(v, 2) for v in load_before],
-            "load_after": [round(v, 2) for v in os.getloadavg()],
-        },
+        "run": finish_record(record),
         "per_seed": per_seed,
         "summary": summarise(per_seed),
     }

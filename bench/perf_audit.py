@@ -11,7 +11,10 @@ Targets (audit issue): Adult within 30 s wall and 2 GiB peak RSS on 2 cores; 1,0
 within 180 s. The load average is recorded before and after every run, since other processes
 on a shared machine slow every figure down.
 
-Writes bench/results/perf_audit.json and bench/results/perf_audit.md.
+Writes bench/results/perf_audit{_TAG}.json and .md; both carry the run record of
+``bench/_record.py`` (code digest, command line, machine, load average at start and end).
+Only the parts asked for run (``--skip-adult``, ``--skip-1m``, ``--threads-repeats 0``), so
+``--skip-adult --skip-1m --tag threads`` measures the thread comparison alone in its own file.
 
     python bench/perf_audit.py                      # Adult x3, then 1,000,000 rows x1
     python bench/perf_audit.py --skip-1m --repeats 1
@@ -36,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 from _datasets import ADULT_FILE, repo_root, shared_data_dir
+from _record import finish_record, record_line, start_record
 
 from froc_cli.core import DataSpec, environment_versions, hash_file, read_table, write_text_atomic
 from froc_cli.workflows import AuditConfig, audit_table
@@ -175,6 +179,7 @@ def compare_threads(
                     "train_s": result.seconds["train"],
                     "attack_s": result.seconds["attack"],
                     "load_average_before": load,
+                    "load_average_after": os.getloadavg()[0],
                     "accuracy": m["accuracy"],
                     "bias_score": m["bias_score"],
                     "robustness_pgd": m["robustness_pgd"],
@@ -219,11 +224,14 @@ def render_markdown(payload: dict[str, Any]) -> str:
         f"{payload['machine']['cpus']} CPUs; torch threads in the audit process: "
         f"{payload['machine']['torch_threads_note']}. `python -m froc_cli --help` start-up: "
         f"{payload['startup_s']:.2f} s (median).",
-        "",
-        "| file | rows | runs | median wall | target | peak RSS | CPU (user+sys) | stages "
-        "(prepare / train / attack) | load avg (1 min) before runs |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    if payload["audits"]:
+        lines += [
+            "",
+            "| file | rows | runs | median wall | target | peak RSS | CPU (user+sys) | stages "
+            "(prepare / train / attack) | load avg (1 min) before runs |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
     for name, entry in payload["audits"].items():
         s = entry["summary"]
         st = s["median_stage_seconds"]
@@ -234,10 +242,12 @@ def render_markdown(payload: dict[str, Any]) -> str:
             f"{st.get('attack', 0):.1f} s "
             f"| {', '.join(f'{x:.1f}' for x in s['load_averages'])} |"
         )
-    lines += ["", "CSV read (`read_table`, median in-process):", ""]
+    if payload["read_s"]:
+        lines += ["", "CSV read (`read_table`, median in-process):", ""]
     for name, seconds in payload["read_s"].items():
         lines.append(f"- {name}: {seconds:.2f} s")
-    lines += ["", "Audit metrics and training settings of the last run of each file:", ""]
+    if payload["audits"]:
+        lines += ["", "Audit metrics and training settings of the last run of each file:", ""]
     for name, entry in payload["audits"].items():
         last = entry["runs"][-1]
         m = last["metrics"]
@@ -253,19 +263,24 @@ def render_markdown(payload: dict[str, Any]) -> str:
             "Torch threads (in-process `audit_table(..., AuditConfig(threads=t))`, interleaved "
             "runs; the audit default is 1):",
             "",
-            "| file | threads | train s | attack s | load avg before | acc | S_B | S_R PGD |",
+            "| file | threads | train s | attack s | load avg (1 min) before-after | acc | S_B "
+            "| S_R PGD |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for row in payload["threads"]:
+            after = row.get("load_average_after")
+            load = f"{row['load_average_before']:.1f}" + (f"-{after:.1f}" if after else "")
             lines.append(
                 f"| {row['file']} | {row['threads']} | {row['train_s']:.1f} | "
-                f"{row['attack_s']:.2f} | {row['load_average_before']:.1f} | "
+                f"{row['attack_s']:.2f} | {load} | "
                 f"{row['accuracy']:.4f} | {row['bias_score']:.4f} | {row['robustness_pgd']:.4f} |"
             )
     if "generate_s" in payload:
         lines += ["", f"Generating the 1,000,000-row file took {payload['generate_s']:.1f} s."]
     versions = ", ".join(f"{k} {v}" for k, v in payload["versions"].items())
     lines += ["", f"Versions: {versions}.", ""]
+    if "run" in payload:
+        lines += [record_line(payload["run"]), ""]
     return "\n".join(lines)
 
 
@@ -294,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="", help="suffix of the results files")
     parser.add_argument("--out", type=Path, default=repo_root() / "bench" / "results")
     args = parser.parse_args(argv)
+    record = start_record()
 
     payload: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -404,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"perf_audit{'_' + args.tag if args.tag else ''}"
     payload["max_load"] = args.max_load
+    payload["run"] = finish_record(record)
     write_text_atomic(json.dumps(payload, indent=2) + "\n", args.out / f"{stem}.json")
     write_text_atomic(render_markdown(payload), args.out / f"{stem}.md")
     print(render_markdown(payload))

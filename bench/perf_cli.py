@@ -11,7 +11,8 @@ imports pydantic to coerce every parameter; ``import typer, rich`` does not incl
 Target (CLI speed issue): each froc command within 0.6 s on this machine. The load average is
 recorded before and after, since other processes on a shared machine slow every figure down.
 
-Writes bench/results/perf_cli.json and bench/results/perf_cli.md.
+Writes bench/results/perf_cli.json and bench/results/perf_cli.md, both with the run record of
+``bench/_record.py`` (code digest, command line, machine, load average at start and end).
 
     python bench/perf_cli.py
     python bench/perf_cli.py --repeats 9
@@ -32,6 +33,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from _record import finish_record, record_line, start_record
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -84,15 +87,6 @@ def _time_once(argv: list[str], expected: int, cwd: Path) -> float:
             f"{argv}: exit {done.returncode}, expected {expected}\n{done.stdout}{done.stderr}"
         )
     return seconds
-
-
-def _git_commit() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
 
 
 def _version(package: str) -> str | None:
@@ -148,12 +142,11 @@ def measure(repeats: int) -> dict[str, Any]:
             "pydantic": _version("pydantic"),
             "froc": _version("froc"),
         },
-        "git": _git_commit(),
     }
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    machine, versions, git = report["machine"], report["versions"], report["git"]
+    machine, versions = report["machine"], report["versions"]
     lines = [
         "# froc command-line start-up",
         "",
@@ -178,7 +171,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
         "",
-        f"Commit: {git['commit']}{' (with uncommitted changes)' if git['dirty'] else ''}.",
+        record_line(report["run"]),
         "",
         "The typer floor is a one-option typer app parsing one option: typer "
         f"{versions['typer']} imports pydantic to coerce parameters, a cost every `froc` "
@@ -193,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="rounds (median over them)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
     args = parser.parse_args(argv)
+    record = start_record()
     report = measure(max(1, args.repeats))
+    report["run"] = finish_record(record)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "perf_cli.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     markdown = render_markdown(report)

@@ -10,8 +10,9 @@ initialisation) and both attack targets: ``true`` (standard adversarial accuracy
 space with one categorical switch (``--attack-space valid --cat-budget 1``) and numeric-only
 (``--cat-budget 0``), attacking the true labels, as in FIGURES.md.
 
-Writes bench/results/table2.json (every run, with versions, settings, data hashes and date) and
-bench/results/table2.md (mean +- sample sd over the seeds beside the paper's numbers).
+Writes bench/results/table2.json (every run, with versions, settings, data hashes, date and the
+run record of ``bench/_record.py``: code digest, command line, machine, load at start and end)
+and bench/results/table2.md (mean +- sample sd over the seeds beside the paper's numbers).
 Exits 0 with a message when ../shared/data is absent.
 
     python bench/reproduce_table2.py                 # everything (about 50 audits)
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from _datasets import load_dataset, repo_root, shared_data_dir
+from _record import finish_record, record_line, start_record
 
 from froc_cli.core import (
     AttackSpace,
@@ -215,6 +217,8 @@ def render_markdown(payload: dict[str, Any]) -> str:
         f"Total {payload['seconds']:.0f} s.",
         "",
     ]
+    if "run" in payload:
+        lines += [record_line(payload["run"]), ""]
     return "\n".join(lines)
 
 
@@ -230,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if data_dir is None:
         print("reproduce_table2: ../shared/data not found; skipping", file=sys.stderr)
         return 0
+    record = start_record()
     started = time.perf_counter()
     runs: list[dict[str, Any]] = []
     for setting in args.settings:
@@ -270,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": _summarise(runs),
         "runs": runs,
         "seconds": time.perf_counter() - started,
+        "run": finish_record(record),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json.dumps(payload, indent=2) + "\n", args.out / "table2.json")

@@ -10,7 +10,9 @@ writes, per dataset, under bench/results/:
 
 Each file records the exact command that made it, the equivalent ``froc compare`` line where one
 exists (Adult; COMPAS needs the filter), the wall time, the torch thread count and the load
-average before and after (other processes on a shared machine slow every figure down).
+average before and after (other processes on a shared machine slow every figure down); the JSON
+has the run record of ``bench/_record.py`` under ``"run"`` (code digest, command line, machine,
+load at start and end) and the .md its line.
 
 Skips cleanly (exit 0) when ../shared/data is absent.
 
@@ -22,7 +24,6 @@ Skips cleanly (exit 0) when ../shared/data is absent.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -32,6 +33,7 @@ from dataclasses import replace
 from typing import Any
 
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
+from _record import finish_record, record_line, start_record
 
 from froc_cli.core import DataSpec, ProgressCallback, ThreatModel, TrainConfig, write_text_atomic
 from froc_cli.reports import plot_compare, render_compare_markdown
@@ -52,15 +54,6 @@ ADULT_CLI = (
     "froc compare ../shared/data/adult.csv --label income --positive '>50K' --protected sex "
     "--protected-group Female"
 )
-
-
-def _source_digest() -> str:
-    """SHA-256 of the engine's source files (the methods are still changing: pin the code)."""
-    digest = hashlib.sha256()
-    for path in sorted((repo_root() / "froc_cli").rglob("*.py")):
-        digest.update(path.relative_to(repo_root()).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def _load(dataset: str) -> tuple[Any, dict[str, Any]]:
@@ -119,7 +112,7 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
             sweep_deltas_f=(0.05, 0.1),
             sweep_deltas_r=(config.delta_r - 0.2, config.delta_r),
         )
-    source_digest = _source_digest()  # the code this run imports (helpers still edit it)
+    record = start_record()  # the code this run imports (others still edit it), the load
     load_before = os.getloadavg()
     started = time.perf_counter()
     print(f"{dataset}: {len(frame)} rows, {args.threads} torch thread(s)", file=sys.stderr)
@@ -132,6 +125,7 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
     )
     wall = time.perf_counter() - started
     load_after = os.getloadavg()
+    finish_record(record)
     results = repo_root() / "bench" / "results"
     stem = f"compare_{dataset}{args.tag}"
     plot_compare(result, results / f"{stem}.png")
@@ -142,18 +136,19 @@ def run(dataset: str, args: argparse.Namespace, command: str) -> CompareResult:
         "load_average_before": list(load_before),
         "load_average_after": list(load_after),
         "cli_equivalent": _cli_equivalent(dataset, config, args),
-        "froc_cli_source_sha256": source_digest,
+        "froc_cli_source_sha256": record["code"]["froc_cli_sha256"],
     }
     payload = result.to_dict()
     payload["bench"] = environment
+    payload["run"] = record
     text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
     write_text_atomic(text, results / f"{stem}.json")
     lines = [
         render_compare_markdown(result, plot=f"{stem}.png").rstrip("\n"),
         f"- Bench: {wall:.0f} s wall, {environment['torch_threads']} torch threads, "
         f"{environment['cpu_count']} CPUs; load average before "
-        f"{load_before[0]:.2f}, after {load_after[0]:.2f}; froc_cli source sha256 "
-        f"{source_digest[:12]}",
+        f"{load_before[0]:.2f}, after {load_after[0]:.2f}",
+        f"- {record_line(record)}",
     ]
     if environment["cli_equivalent"]:
         lines.append(f"- Equivalent command line: `{environment['cli_equivalent']}`")
