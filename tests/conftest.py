@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -83,3 +84,17 @@ def sample_csv() -> Path:
 def biased_frame() -> FrameFactory:
     """Factory of tiny planted-bias frames: ``biased_frame(n=200, seed=0, gap=0.3)``."""
     return make_biased_frame
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Run a module on one torch thread, restoring the setting afterwards: its thousands of
+    small steps on tiny problems are dominated by thread-pool synchronisation (one thread is
+    ~10x faster, and steadiest on a busy machine), and one thread gives the same bits every
+    run. Modules use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

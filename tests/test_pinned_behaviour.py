@@ -56,6 +56,8 @@ AUDIT_CASES = {
             "bias_score_fgsm": 0.04936216016212991,
             "robustness_pgd": 0.19916666666666666,
             "bias_score_pgd": 0.06377557456040772,
+            "rows": 1200.0,
+            "rarer_decision_share": 0.2708333333333333,
         },
     ),
     "adult_sample": (
@@ -71,6 +73,8 @@ AUDIT_CASES = {
             "bias_score_fgsm": 0.1603152151949888,
             "robustness_pgd": 0.03866666666666667,
             "bias_score_pgd": 0.15962820771873099,
+            "rows": 1500.0,
+            "rarer_decision_share": 0.20333333333333334,
         },
     ),
 }  # fmt: skip

@@ -7,6 +7,7 @@ help, shell completion and the input errors found before any work answer at once
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,12 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from froc_cli.core._config import DataSpec, ThreatModel, TrainConfig
-from froc_cli.core._errors import FrocError, InputError
+from froc_cli.core._errors import (
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    FrocError,
+    InputError,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -48,6 +54,7 @@ __all__ = [
     "Seed",
     "TargetModel",
     "Threads",
+    "check_outputs",
     "check_threads",
     "data_spec",
     "guarded",
@@ -152,6 +159,18 @@ def check_threads(threads: int) -> None:
         raise InputError(f"--threads {threads}: expected at least 1")
 
 
+def check_outputs(
+    inputs: dict[str, Path | None], outputs: dict[str, Path | None], *, quiet: bool
+) -> None:
+    """:func:`froc_cli.core._paths.check_output_paths`, before any work; say on stderr which
+    existing files the run will replace (unless ``quiet``)."""
+    from froc_cli.core._paths import check_output_paths
+
+    for option, path in check_output_paths(inputs, outputs):
+        if not quiet:
+            typer.echo(f"froc: {option} {path} exists; it will be replaced", err=True)
+
+
 def split_list(values: list[str] | str | None) -> tuple[str, ...]:
     """``--drop a --drop b,c`` -> ('a', 'b', 'c')."""
     if values is None:
@@ -223,10 +242,46 @@ def progress_printer(quiet: bool) -> Callable[[str], None]:
     return report
 
 
+def _save_traceback() -> str:
+    """Write the current exception's traceback to a file in the temp folder; its path."""
+    import tempfile
+    import traceback
+
+    from froc_cli.core._version import __version__
+
+    handle, name = tempfile.mkstemp(prefix="froc-internal-error-", suffix=".txt")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(f"froc {__version__}, python {sys.version.split()[0]}\n")
+        out.write(f"command: {' '.join(sys.argv)}\n\n")
+        out.write(traceback.format_exc())
+    return name
+
+
 def guarded(action: Callable[[], T]) -> T:
-    """Run ``action``; map a froc error to one line on stderr and its documented exit code."""
+    """Run ``action``; map a froc error to one line on stderr and its documented exit code.
+
+    Anything else is a bug in froc: one line saying so and where its traceback went, exit
+    ``EXIT_INTERNAL_ERROR`` (never 1, which means "constraints not met"). Ctrl-C exits 130.
+    """
     try:
         return action()
     except FrocError as error:
         typer.echo(f"froc: error: {error}", err=True)
         raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("froc: interrupted; no output was left half-written", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:  # the last line of defence: report, never crash
+        try:
+            where = f"please report it with the traceback saved in {_save_traceback()}"
+        except OSError:
+            where = "please report it (the traceback could not be saved)"
+        kind = type(error).__name__
+        typer.echo(
+            f"froc: internal error ({kind}: {str(error).splitlines()[0] if str(error) else ''}); "
+            f"this is a bug in froc, {where}",
+            err=True,
+        )
+        raise typer.Exit(EXIT_INTERNAL_ERROR) from None

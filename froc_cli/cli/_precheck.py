@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from froc_cli.core._config import DataSpec
+from froc_cli.core._csv import foreign_delimiter_message
 from froc_cli.core._errors import InputError, ModelFileError
 
 __all__ = [
@@ -115,6 +116,9 @@ def check_csv_columns(path: Path, spec: DataSpec, exclude: tuple[str, ...] = ())
                 or len(set(header)) != len(header)
             ):
                 return
+            delimiter_problem = foreign_delimiter_message(path, header)
+            if delimiter_problem is not None:
+                raise InputError(delimiter_problem)
             message = _unknown_column(header, spec, exclude)
             if message is None:
                 return

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from froc_cli.core._paths import check_output_paths
 
 from ._common import (
     AttackSpaceOpt,
@@ -39,6 +38,7 @@ from ._common import (
     Seed,
     TargetModel,
     Threads,
+    check_outputs,
     check_threads,
     data_spec,
     guarded,
@@ -186,7 +186,7 @@ def audit_command(
                 check_table_file(data)
                 if predictions is not None or safe_model_and_device(target_model, device):
                     check_csv_columns(data, spec, (predictions,) if predictions else ())
-        check_output_paths({"DATA": data, "--model": model_file}, {"--report": report})
+        check_outputs({"DATA": data, "--model": model_file}, {"--report": report}, quiet=quiet)
         from froc_cli.core._io import write_text_atomic
         from froc_cli.metrics._rules import check_gate
         from froc_cli.reports._markdown import render_audit_markdown
@@ -203,13 +203,15 @@ def audit_command(
             n_resamples=bootstrap,
             predictions=predictions,
             threads=threads,
+            delta_f=delta_f,
+            delta_r=delta_r,
         )
         progress = progress_printer(quiet or json_output)
         if model_file is not None:
             result = _audit_saved(model_file, data, config, protected, protected_group, progress)
         else:
             result = audit_file(data, config, progress=progress)
-        gate = check_gate(result.metrics, delta_f=delta_f, delta_r=delta_r)
+        gate = check_gate(result.metrics, delta_f=config.delta_f, delta_r=config.delta_r)
         exit_code = EXIT_OK if gate.passed else EXIT_CONSTRAINTS_NOT_MET
         if report is not None:
             write_text_atomic(render_audit_markdown(result, gate), report)

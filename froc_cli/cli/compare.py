@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from froc_cli.core._paths import check_output_paths
 
 from ._common import (
     AttackSpaceOpt,
@@ -38,6 +37,7 @@ from ._common import (
     Seed,
     TargetModel,
     Threads,
+    check_outputs,
     check_threads,
     data_spec,
     guarded,
@@ -308,7 +308,7 @@ def compare_command(
         check_threads(threads)
         check_table_file(data)
         check_csv_columns(data, spec)
-        check_output_paths({"DATA": data}, {"--report": report, "--plot": plot})
+        check_outputs({"DATA": data}, {"--report": report, "--plot": plot}, quiet=quiet)
         from froc_cli.core._io import write_text_atomic
         from froc_cli.reports._compare_markdown import render_compare_markdown
         from froc_cli.reports._plot import plot_compare

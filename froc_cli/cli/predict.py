@@ -8,14 +8,13 @@ from typing import Annotated
 
 import typer
 
-from froc_cli.core._paths import check_output_paths
-
 from ._common import (
     DataPath,
     Device,
     JsonFlag,
     Quiet,
     Threads,
+    check_outputs,
     check_threads,
     guarded,
     split_list,
@@ -60,7 +59,7 @@ def predict_command(
         check_threads(threads)
         # Before torch and pandas load: the first error the engine would find.
         check_model_file(model_file)
-        check_output_paths({"MODEL_FILE": model_file, "DATA": data}, {"--output": output})
+        check_outputs({"MODEL_FILE": model_file, "DATA": data}, {"--output": output}, quiet=quiet)
         from froc_cli.core._io import read_table, write_table_atomic
         from froc_cli.models._artifact import load_model
         from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table

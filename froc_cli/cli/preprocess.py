@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK
-from froc_cli.core._paths import check_output_paths, default_output_path
+from froc_cli.core._paths import default_output_path
 
 from ._common import (
     AttackSpaceOpt,
@@ -31,6 +31,7 @@ from ._common import (
     Quiet,
     Seed,
     Threads,
+    check_outputs,
     check_threads,
     data_spec,
     guarded,
@@ -57,8 +58,10 @@ def _figure(result: TrainerFileResult, model: str, key: str) -> str:
     mean = result.estimate.mean[model].get(key)
     if mean is None:
         return "-"
-    sd = result.estimate.sd[model].get(key, 0.0)
-    return f"{format_number(mean, 3)} ± {format_number(sd, 3)}"
+    spread = result.estimate.spread.get(model, {}).get(key)
+    if spread is None:
+        spread = result.estimate.sd[model].get(key, 0.0)
+    return f"{format_number(mean, 3)} ± {format_number(spread, 3)}"
 
 
 def _print_table(console: Console, result: TrainerFileResult, config: TrainerFileConfig) -> None:
@@ -67,7 +70,8 @@ def _print_table(console: Console, result: TrainerFileResult, config: TrainerFil
     table = Table(
         title=f"froc preprocess: each model fitted plainly to the output, {config.folds}-fold "
         "cross-fitted (fitted without a fold's rows and their copies, measured on the fold's "
-        "original rows); mean ± sd over the folds",
+        "original rows); mean ± spread (the sd one fitted model shows: the folds' sd, at "
+        "least the sampling error)",
         title_justify="left",
     )
     table.add_column("figure")
@@ -262,8 +266,8 @@ def preprocess_command(
         check_csv_columns(data, spec)
         target = output if output is not None else default_output_path(data)
         check_table_suffix(target, "--output")
-        check_output_paths({"DATA": data}, {"--output": target, "--manifest": manifest})
-        from froc_cli.core._io import read_table
+        check_outputs({"DATA": data}, {"--output": target, "--manifest": manifest}, quiet=quiet)
+        from froc_cli.core._io import read_csv_text, read_table
         from froc_cli.methods._edit_plan import EditSettings
         from froc_cli.methods._panel import parse_panel
         from froc_cli.reports._manifest import write_preprocess_outputs
@@ -295,12 +299,16 @@ def preprocess_command(
         frame = read_table(data)
         progress = progress_printer(quiet or json_output)
         result = prepare_trainer_file(frame, config, source=str(data), progress=progress)
+        as_written = None
+        if data.suffix.lower() == ".csv" and target.suffix.lower() == ".csv":
+            as_written = (frame, read_csv_text(data))
         files = write_preprocess_outputs(
             result,
             input_path=data,
             output_path=target if (result.met or allow_partial) else None,
             manifest_path=manifest,
             annotate=annotate,
+            input_as_written=as_written,
         )
         exit_code = EXIT_OK if result.met else EXIT_CONSTRAINTS_NOT_MET
         if json_output:

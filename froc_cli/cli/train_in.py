@@ -12,7 +12,6 @@ import typer
 
 from froc_cli.core._config import DataSpec
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
-from froc_cli.core._paths import check_output_paths
 
 from ._common import (
     Attack,
@@ -39,6 +38,7 @@ from ._common import (
     Seed,
     TargetModel,
     Threads,
+    check_outputs,
     check_threads,
     data_spec,
     guarded,
@@ -347,7 +347,7 @@ def train_in_command(
         # Before torch and pandas load: the input errors the engine would find first.
         check_table_file(data)
         check_csv_columns(data, spec)
-        check_output_paths({"DATA": data}, {"--output": output, "--trace": trace})
+        check_outputs({"DATA": data}, {"--output": output, "--trace": trace}, quiet=quiet)
         import pandas as pd
 
         from froc_cli.core._io import read_table, write_table_atomic

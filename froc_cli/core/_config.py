@@ -8,6 +8,7 @@ from typing import Literal
 from froc_cli.core._errors import InputError
 
 __all__ = [
+    "MAX_SEED",
     "AttackKind",
     "AttackSpace",
     "AttackTarget",
@@ -15,7 +16,28 @@ __all__ = [
     "Objective",
     "ThreatModel",
     "TrainConfig",
+    "check_fraction",
+    "check_seed",
 ]
+
+# numpy's generators take seeds below 2^32, and froc derives further seeds from the user's by
+# adding small offsets (repeats, folds, twins), so the user's seed stays below 2^31.
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(seed: int, option: str = "--seed") -> None:
+    """Refuse a seed that is not a whole number from 0 to ``MAX_SEED``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"{option} {seed}: expected a whole number from 0 to {MAX_SEED}")
+
+
+def check_fraction(value: float | None, option: str) -> None:
+    """Refuse a threshold or share outside [0, 1] (NaN included); None (not given) passes."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{option} {value}: expected a number in [0, 1]")
+
 
 AttackKind = Literal["fgsm", "pgd"]
 AttackSpace = Literal["continuous", "valid"]
@@ -38,6 +60,10 @@ class DataSpec:
     immutable: tuple[str, ...] = ()
     dropna: bool = False
     min_group_size: int = 30
+
+    def __post_init__(self) -> None:
+        if self.min_group_size < 1:
+            raise InputError(f"--min-group-size {self.min_group_size}: expected at least 1")
 
 
 @dataclass(frozen=True)
@@ -101,8 +127,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise InputError(f"--epochs {self.epochs}: expected at least 1")
-        if not self.lr > 0:  # NaN too
-            raise InputError(f"--lr {self.lr}: expected a positive number")
+        if not 0 < self.lr < float("inf"):  # NaN too
+            raise InputError(f"--lr {self.lr}: expected a positive finite number")
+        if self.weight_decay < 0 or self.weight_decay != self.weight_decay:
+            raise InputError(f"weight_decay {self.weight_decay}: expected 0 or more")
+        check_seed(self.seed)
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"--batch-size {self.batch_size}: expected at least 1")
 

@@ -65,6 +65,13 @@ def resolve_device(name: str) -> torch.device:
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     if choice.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {name!r}: CUDA is not available on this machine")
+    if choice.startswith("cuda:"):
+        count = torch.cuda.device_count()
+        if int(choice.split(":")[1]) >= count:
+            raise InputError(
+                f"--device {name!r}: this machine has {count} CUDA device(s), "
+                f"cuda:0 to cuda:{count - 1}"
+            )
     return torch.device(choice)
 
 

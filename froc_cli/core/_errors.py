@@ -10,6 +10,8 @@ __all__ = [
     "EXIT_CONSTRAINTS_NOT_MET",
     "EXIT_INPUT_ERROR",
     "EXIT_INSUFFICIENT_DATA",
+    "EXIT_INTERNAL_ERROR",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "FrocError",
     "InputError",
@@ -22,6 +24,10 @@ EXIT_OK = 0
 EXIT_CONSTRAINTS_NOT_MET = 1
 EXIT_INPUT_ERROR = 2
 EXIT_INSUFFICIENT_DATA = 3
+# A bug in froc, never a verdict: a CI gate must be able to tell the two apart.
+EXIT_INTERNAL_ERROR = 4
+# Ctrl-C, as the shell reports a SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 class FrocError(Exception):

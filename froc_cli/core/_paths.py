@@ -45,8 +45,10 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 def check_output_paths(
     inputs: Mapping[str, str | os.PathLike[str] | None],
     outputs: Mapping[str, str | os.PathLike[str] | None],
-) -> None:
-    """Refuse an output that is an input file or the same file as another output.
+) -> list[tuple[str, Path]]:
+    """Refuse an output that is an input file, the same file as another output, or a path
+    that cannot be written; return the outputs that exist already (a run replaces them, and
+    the command line says so).
 
     ``inputs`` and ``outputs`` map the option (``"DATA"``, ``"--model"``, ``"--report"``) to
     the path given; None (not given) is skipped. Outputs are checked in order, each against
@@ -67,4 +69,22 @@ def check_output_paths(
         for other, earlier in seen:
             if same_file(path, earlier):
                 raise InputError(f"{option} {path}: is also the {other} file")
+        _check_writable(option, path)
         seen.append((option, path))
+    return [(option, path) for option, path in seen if path.exists()]
+
+
+def _check_writable(option: str, path: Path) -> None:
+    """Refuse, before any work, an output that cannot be written: a folder, a read-only file,
+    a place whose nearest existing folder is not a writable folder."""
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory, expected a file name to write")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{option} {path}: the file is read-only; froc will not replace it")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: cannot write in {parent} (permission denied)")

@@ -8,6 +8,7 @@ from froc_cli.data._dataset import (
     PreparedData,
     matches_value,
     prepare_data,
+    value_text,
     value_texts,
 )
 from froc_cli.data._encoder import (
@@ -43,5 +44,6 @@ __all__ = [
     "prepare_data",
     "split_indices",
     "split_prepared",
+    "value_text",
     "value_texts",
 ]

@@ -76,6 +76,16 @@ def _decimal_grid(values: np.ndarray) -> float | None:
     return None
 
 
+def _decimal_values(series: pd.Series) -> np.ndarray:
+    """The column's numbers as float64. A float32 column's values are taken at the shortest
+    decimal that reads back as the same float32 (0.01f is 0.009999999776 as a float64), so its
+    decimal grid is found as a float64 column's is, and the grid's values decode back to the
+    very float32 numbers of the file."""
+    if series.dtype == np.float32:
+        return series.to_numpy(dtype=np.float32).astype(str).astype(np.float64)
+    return series.to_numpy(dtype=np.float64)
+
+
 def _category_codes(series: pd.Series, categories: tuple[Any, ...]) -> np.ndarray:
     """Index of each value of ``series`` in ``categories`` (-1 when unseen).
 
@@ -250,7 +260,7 @@ def fit_encoder(
     for name in columns:
         series = frame[name]
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            values = series.to_numpy(dtype=np.float64)
+            values = _decimal_values(series)
             grid = 1.0 if pd.api.types.is_integer_dtype(series) else _decimal_grid(values)
             column: Column = NumericColumn(
                 name=name,

@@ -58,9 +58,18 @@ def check_group_sizes(prepared: PreparedData, a: np.ndarray, minimum: int, where
     ):
         count = int((np.asarray(a) == group).sum())
         if count < max(minimum, 1):
+            hint = ""
+            if group == 0 and prepared.protected_group_defaulted:
+                # The default group is the single value with the lowest favourable rate: on a
+                # many-valued column that is often a tiny group.
+                hint = (
+                    f"; the group was chosen by default (the value of {prepared.protected_column!r}"
+                    " with the lowest favourable rate): name a larger one with --protected-group "
+                    "VALUE[,VALUE...]"
+                )
             raise InsufficientDataError(
                 f"{prepared.source}: {described} has {count} rows {where}, fewer than "
-                f"--min-group-size {minimum}; too little data to judge"
+                f"--min-group-size {minimum}; too little data to judge{hint}"
             )
 
 

@@ -26,6 +26,7 @@ from froc_cli.methods._edit_plan import (
     FlippedLabel,
     apply_edits,
     plan_edits,
+    refit_flips,
 )
 from froc_cli.methods._froc_in import (
     DEFAULT_BATCH_SIZE,
@@ -140,6 +141,7 @@ __all__ = [
     "parse_panel",
     "plan_edits",
     "preprocess_table",
+    "refit_flips",
     "repair_disparate_impact",
     "robustness_before_fairness",
     "score_validation",

@@ -13,6 +13,7 @@ edit: the attacker of an outside trainer's model knows the population, not the e
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import ThreatModel
-from froc_cli.methods._edit_plan import EditPlan
+from froc_cli.methods._edit_plan import EditPlan, refit_flips
 from froc_cli.methods._panel import fit_panel_member, measure_panel_member
 from froc_cli.metrics._evaluate import pgd_examples, threat_variants
 
@@ -46,18 +47,28 @@ def fold_ids(y: np.ndarray, a: np.ndarray, folds: int, seed: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PanelEstimate:
-    """Per panel model, its figures on each fold (``folds[name][k]``) and their mean and
-    sample standard deviation across folds (``mean[name]``, ``sd[name]``)."""
+    """Per panel model, its figures on each fold (``folds[name][k]``), their mean and sample
+    standard deviation across folds (``mean[name]``, ``sd[name]``), and their ``spread``.
+
+    ``spread`` is the standard deviation of what *one* model fitted once and measured on
+    about a fold's count of new rows shows: the larger of the folds' sample sd and the
+    root-mean-square sampling error within a fold (binomial, for accuracy, S_B and S_R). Three
+    folds estimate an sd poorly (two degrees of freedom: a true 0.008 often shows as 0.003), so
+    the sampling error is its floor. An outside trainer's figure lies within ``mean +- 2 *
+    spread`` about 95% of the time when the estimate is unbiased.
+    """
 
     folds: dict[str, list[dict[str, Any]]]
     mean: dict[str, dict[str, float]] = field(default_factory=dict)
     sd: dict[str, dict[str, float]] = field(default_factory=dict)
+    spread: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @classmethod
     def from_folds(cls, folds: dict[str, list[dict[str, Any]]]) -> PanelEstimate:
-        """Summarise fold figures into means and spreads."""
+        """Summarise fold figures into means, sds and spreads."""
         mean: dict[str, dict[str, float]] = {}
         sd: dict[str, dict[str, float]] = {}
+        spread: dict[str, dict[str, float]] = {}
         for name, figures in folds.items():
             keys = [k for k in figures[0] if isinstance(figures[0][k], int | float)]
             mean[name] = {k: statistics.fmean(float(f[k]) for f in figures) for k in keys}
@@ -65,12 +76,24 @@ class PanelEstimate:
                 k: statistics.stdev(float(f[k]) for f in figures) if len(figures) > 1 else 0.0
                 for k in keys
             }
-        return cls(folds=folds, mean=mean, sd=sd)
+            spread[name] = {}
+            for k in keys:
+                errors = [f.get("standard_errors", {}).get(k) for f in figures]
+                if any(e is None for e in errors):
+                    continue
+                within = math.sqrt(statistics.fmean(float(e) ** 2 for e in errors))
+                spread[name][k] = max(sd[name][k], within)
+        return cls(folds=folds, mean=mean, sd=sd, spread=spread)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly: per model, its mean, sd and per-fold figures."""
+        """JSON-friendly: per model, its mean, sd, spread and per-fold figures."""
         return {
-            name: {"mean": self.mean[name], "sd": self.sd[name], "folds": self.folds[name]}
+            name: {
+                "mean": self.mean[name],
+                "sd": self.sd[name],
+                "spread": self.spread.get(name, {}),
+                "folds": self.folds[name],
+            }
             for name in self.folds
         }
 
@@ -107,10 +130,14 @@ def crossfit_panel(
     threat: ThreatModel,
     seed: int,
     transfer_source: str = "mlp:64",
+    flip_scale: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> PanelEstimate:
     """Cross-fitted figures of every panel model trained plainly on ``plan``'s edited rows
-    (see the module docstring). ``y`` are the original labels."""
+    (see the module docstring). ``y`` are the original labels. With ``flip_scale``, each
+    fold's flips are chosen again from the fold's training rows alone
+    (:func:`froc_cli.methods.refit_flips`), so no held-out row informs them; without it the
+    plan's flips are used as they are."""
     ids = fold_ids(y.cpu().numpy(), a.cpu().numpy(), folds, seed)
     groups = a.cpu().numpy()
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in panel}
@@ -122,7 +149,12 @@ def crossfit_panel(
             x[kept], y[kept], x[held], y[held],
             source=transfer_source, space=space, threat=threat, seed=seed + fold,
         )  # fmt: skip
-        train_x, train_y, _ = plan.training_rows(x, a, keep)
+        labels = (
+            None
+            if flip_scale is None
+            else refit_flips(x, y, a, plan, keep, flip_scale=flip_scale, seed=seed + fold)
+        )
+        train_x, train_y, _ = plan.training_rows(x, a, keep, labels)
         for name in panel:
             member = fit_panel_member(name, train_x, train_y, seed=seed + fold)
             figures = measure_panel_member(

@@ -40,6 +40,7 @@ import torch
 
 from froc_cli.attacks import FeatureSpace, make_attack
 from froc_cli.core._config import Objective, ThreatModel, TrainConfig
+from froc_cli.core._errors import InputError
 from froc_cli.core._io import to_python
 from froc_cli.data._dataset import PreparedData
 from froc_cli.data._encoder import TabularEncoder
@@ -51,7 +52,7 @@ from froc_cli.methods._influence import (
 from froc_cli.methods._panel import fit_panel_member
 from froc_cli.metrics._evaluate import attack_in_chunks
 from froc_cli.metrics._rules import parity_flip_count
-from froc_cli.models._nets import build_model
+from froc_cli.models._nets import build_model, parse_model_spec
 from froc_cli.models._training import train_model
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "FlippedLabel",
     "apply_edits",
     "plan_edits",
+    "refit_flips",
 ]
 
 
@@ -75,6 +77,22 @@ class EditSettings:
     surrogate_epochs: int = 200
     warm_epochs: int = 60
     lr: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.flip_scale <= 2.0:
+            raise InputError(f"--flip-scale {self.flip_scale}: expected 0 to 2")
+        if not 0.0 <= self.augment_share <= 1.0:
+            raise InputError(f"--augment-share {self.augment_share}: expected 0 to 1")
+        for option, count in (
+            ("--augment-rounds", self.augment_rounds),
+            ("--epochs", self.surrogate_epochs),
+            ("--warm-epochs", self.warm_epochs),
+        ):
+            if count < 1:
+                raise InputError(f"{option} {count}: expected at least 1")
+        if not 0 < self.lr < float("inf"):  # NaN too
+            raise InputError(f"--lr {self.lr}: expected a positive finite number")
+        parse_model_spec(self.surrogate)
 
 
 @dataclass(frozen=True)
@@ -97,14 +115,20 @@ class EditPlan:
     added_influence: np.ndarray
 
     def training_rows(
-        self, x: torch.Tensor, a: torch.Tensor, keep: np.ndarray
+        self,
+        x: torch.Tensor,
+        a: torch.Tensor,
+        keep: np.ndarray,
+        labels_after_flips: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The edited rows whose source is in the boolean mask ``keep`` (original rows with
         their new labels, then their added copies): what a model fitted without the other
-        rows, and without anything derived from them, trains on."""
+        rows, and without anything derived from them, trains on. ``labels_after_flips``
+        replaces the plan's labels (see :func:`refit_flips`)."""
         rows = np.flatnonzero(keep)
         copies = np.flatnonzero(keep[self.added_source])
-        labels = torch.as_tensor(self.labels, dtype=torch.float32, device=x.device)
+        chosen = self.labels if labels_after_flips is None else labels_after_flips
+        labels = torch.as_tensor(chosen, dtype=torch.float32, device=x.device)
         index = torch.as_tensor(rows, device=x.device)
         copy_index = torch.as_tensor(copies, device=x.device)
         sources = torch.as_tensor(self.added_source[copies], device=x.device)
@@ -253,6 +277,42 @@ def plan_edits(
         added_round=rounds,
         added_influence=influence,
     )
+
+
+def refit_flips(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    a: torch.Tensor,
+    plan: EditPlan,
+    keep: np.ndarray,
+    *,
+    flip_scale: float,
+    seed: int,
+) -> np.ndarray:
+    """Every row's label after flips chosen as :func:`plan_edits` chooses them, but from the
+    rows in the boolean mask ``keep`` and their copies alone (the count from those rows'
+    label rates too); rows outside ``keep`` keep their original labels.
+
+    Cross-fitting uses this so that a fold's rows inform neither the model that measures them
+    nor the choice of the flips that model is fitted to: ranked on every row, the flips are
+    chosen to lower the bias on the held-out rows as well, and the estimate comes out
+    optimistic.
+    """
+    rows = np.flatnonzero(keep)
+    copies = np.flatnonzero(keep[plan.added_source])
+    # Position of each kept copy's source among the kept rows.
+    position = np.full(len(keep), -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    index = torch.as_tensor(rows, device=x.device)
+    kept_y, kept_a = y[index], a[index]
+    pairs = round(flip_scale * parity_flip_count(kept_y.cpu().numpy(), kept_a.cpu().numpy()))
+    copy_x = plan.added_x[torch.as_tensor(copies, device=x.device)]
+    flipped, _, _ = _choose_flips(
+        x[index], kept_y, kept_a, (copy_x, position[plan.added_source[copies]]), pairs, seed
+    )
+    labels = y.cpu().numpy().astype(np.int8).copy()
+    labels[rows[flipped]] = 1 - labels[rows[flipped]]
+    return labels
 
 
 @dataclass(frozen=True)

@@ -166,12 +166,12 @@ class FrocInConfig:
     @property
     def free_f(self) -> bool:
         """lambda_F is searched."""
-        return self.delta_f is not None and self.lambda_f is None
+        return self.delta_f is not None and self.delta_f < 1.0 and self.lambda_f is None
 
     @property
     def free_r(self) -> bool:
-        """lambda_R is searched."""
-        return self.delta_r is not None and self.lambda_r is None
+        """lambda_R is searched (a delta_R of 0 is no constraint: nothing to search)."""
+        return self.delta_r is not None and self.delta_r > 0.0 and self.lambda_r is None
 
     @property
     def searching(self) -> bool:

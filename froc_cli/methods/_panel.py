@@ -13,6 +13,7 @@ plain training, as an outside trainer would, and judged on rows it never saw. Me
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -150,14 +151,36 @@ def measure_panel_member(
         "bias_score": m.bias_score(pred, a),
         "rarer_decision_share": min(share, 1.0 - share),
     }
+    errors = {
+        "accuracy": _share_error(figures["accuracy"], len(labels)),
+        "bias_score": _bias_error(pred, np.asarray(a)),
+    }
     for variant, variant_threat in threat_variants(threat).items():
+        keys = []
         if member.network is not None:
             x_adv = pgd_examples(member.network, x, y, space, variant_threat)
-            figures[f"robustness_whitebox_{variant}"] = m.robustness_score(
-                member.decisions(x_adv), labels
-            )
+            keys.append(f"robustness_whitebox_{variant}")
+            figures[keys[-1]] = m.robustness_score(member.decisions(x_adv), labels)
         if variant in transfer_x:
-            figures[f"robustness_transfer_{variant}"] = m.robustness_score(
-                member.decisions(transfer_x[variant]), labels
-            )
+            keys.append(f"robustness_transfer_{variant}")
+            figures[keys[-1]] = m.robustness_score(member.decisions(transfer_x[variant]), labels)
+        for key in keys:
+            errors[key] = _share_error(figures[key], len(labels))
+    figures["standard_errors"] = errors
     return figures
+
+
+def _share_error(share: float, rows: int) -> float:
+    """Binomial standard error of a share of ``rows`` rows (accuracy, S_R)."""
+    return math.sqrt(max(share * (1.0 - share), 0.0) / max(rows, 1))
+
+
+def _bias_error(decisions: np.ndarray, groups: np.ndarray) -> float:
+    """Standard error of S_B (eq. 7): the two groups' favourable-decision rates are
+    independent binomial shares."""
+    variance = 0.0
+    for group in (0, 1):
+        members = decisions[groups == group]
+        rate = float(members.mean()) if len(members) else 0.0
+        variance += rate * (1.0 - rate) / max(len(members), 1)
+    return math.sqrt(variance)

@@ -144,6 +144,10 @@ def evaluate_decisions(
     stats = _statistics(d)
     everything = np.arange(len(d.y))
     metrics = {name: fn(everything) for name, fn in stats.items()}
+    # What the degenerate-model rule judges (metrics._rules.degenerate_checks).
+    share = float(d.pred.mean()) if len(d.pred) else 0.0
+    metrics["rows"] = float(len(d.y))
+    metrics["rarer_decision_share"] = min(share, 1.0 - share)
     intervals = (
         {
             name: m.bootstrap_interval(fn, len(d.y), seed=seed, n_resamples=n_resamples)

@@ -23,6 +23,7 @@ __all__ = [
     "GateResult",
     "above_floor",
     "check_gate",
+    "degenerate_checks",
     "is_degenerate",
     "is_degenerate_decisions",
     "is_near_constant",
@@ -156,10 +157,31 @@ class GateResult:
         return all(check.passed for check in self.checks)
 
 
+def degenerate_checks(metrics: Mapping[str, float]) -> tuple[GateCheck, ...]:
+    """The degenerate-model rule as gate checks: the rarer decision goes to at least
+    :func:`near_constant_limit` of the rows, and accuracy beats the majority floor by
+    ``FLOOR_Z`` standard errors (over ``metrics["rows"]`` rows). Empty when ``metrics`` has
+    no accuracy and floor to judge."""
+    if "accuracy" not in metrics or "majority_floor" not in metrics:
+        return ()
+    acc, floor = float(metrics["accuracy"]), float(metrics["majority_floor"])
+    rows = int(metrics.get("rows", 0) or 0)
+    checks = []
+    share = metrics.get("rarer_decision_share")
+    if share is not None:
+        limit = near_constant_limit(1.0 - floor) if math.isfinite(floor) else math.nan
+        checks.append(GateCheck("rarer_decision_share", share, limit, ">=", bool(share >= limit)))
+    needed = floor + FLOOR_Z * math.sqrt(max(floor * (1.0 - floor), 0.0) / max(rows, 1))
+    checks.append(GateCheck("accuracy", acc, needed, ">=", bool(acc >= needed)))
+    return tuple(checks)
+
+
 def check_gate(
     metrics: Mapping[str, float], *, delta_f: float | None, delta_r: float | None
 ) -> GateResult:
-    """Gate: S_B <= delta_F and S_R(PGD) >= delta_R. A NaN metric never passes."""
+    """Gate: S_B <= delta_F and S_R(PGD) >= delta_R, by a model that is not degenerate
+    (:func:`degenerate_checks`, added whenever a threshold is asked for: a constant model is
+    fair and often "robust" for free). A NaN metric never passes."""
     checks: list[GateCheck] = []
     if delta_f is not None:
         value = metrics["bias_score"]
@@ -171,6 +193,8 @@ def check_gate(
             )
         value = metrics["robustness_pgd"]
         checks.append(GateCheck("robustness_pgd", value, delta_r, ">=", bool(value >= delta_r)))
+    if checks:
+        checks.extend(degenerate_checks(metrics))
     return GateResult(tuple(checks))
 
 

@@ -28,15 +28,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from froc_cli.core._errors import InputError
 from froc_cli.core._io import (
     TABLE_SUFFIXES,
+    StagedFile,
+    commit_files,
     hash_file,
+    render_like_file,
+    stage_file,
+    table_writer,
     to_jsonable,
-    write_table_atomic,
-    write_text_atomic,
 )
 from froc_cli.core._paths import check_output_paths, default_output_path
 from froc_cli.workflows._preprocess import TrainerFileResult
@@ -144,31 +148,69 @@ def write_preprocess_outputs(
     output_path: str | os.PathLike[str] | None,
     manifest_path: str | os.PathLike[str] | None,
     annotate: bool = False,
+    input_as_written: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> WrittenFiles:
     """Write the output table (when ``output_path``) and the manifest (when
-    ``manifest_path``), each atomically; the input is never overwritten."""
-    written: Path | None = None
-    digest: str | None = None
+    ``manifest_path``) together. With ``input_as_written`` (the input's typed frame and its
+    cells as text, :func:`froc_cli.core._io.read_csv_text`) a CSV output keeps the input's own
+    text for every unchanged value (leading zeros, trailing decimals, spellings). Both
+    files are written in full to temporary files, then renamed into place at once (an
+    interrupt waits for both); the input is never overwritten.
+
+    When the table cannot be written (a full disk, a folder that went away), the manifest is
+    still written, recording the error (``output_error``), and then the error is raised.
+    """
     if output_path is not None:
         check_output_path(input_path, output_path, manifest_path)
     else:
         check_output_paths({"DATA": input_path}, {"--manifest": manifest_path})
-    if output_path is not None:
-        table = result.output
-        if annotate:
-            table = table.assign(**{ORIGIN_COLUMN: origin_column(result).to_numpy()})
-        written = write_table_atomic(table, output_path)
-        digest = hash_file(written)
-    manifest_written: Path | None = None
-    if manifest_path is not None:
-        manifest = build_manifest(
-            result,
-            input_path=input_path,
-            input_sha256=hash_file(input_path),
-            output_path=written,
-            output_sha256=digest,
-            annotate=annotate,
-        )
-        text = json.dumps(to_jsonable(manifest), indent=2, allow_nan=False) + "\n"
-        manifest_written = write_text_atomic(text, manifest_path)
-    return WrittenFiles(output=written, manifest=manifest_written, output_sha256=digest)
+    staged: list[StagedFile] = []
+    output_error: InputError | None = None
+    digest: str | None = None
+    try:
+        if output_path is not None:
+            table = result.output
+            if input_as_written is not None and Path(output_path).suffix.lower() == ".csv":
+                typed, cells = input_as_written
+                sources = np.concatenate(
+                    [
+                        np.arange(result.rows["input"]),
+                        [added.source_index for added in result.additions],
+                    ]
+                ).astype(np.int64)
+                table = render_like_file(table, typed, cells, sources)
+            if annotate:
+                table = table.assign(**{ORIGIN_COLUMN: origin_column(result).to_numpy()})
+            try:
+                staged.append(stage_file(output_path, table_writer(table, output_path)))
+                digest = hash_file(staged[0].temp)
+            except InputError as error:
+                output_error = error
+        if manifest_path is not None:
+            manifest = build_manifest(
+                result,
+                input_path=input_path,
+                input_sha256=hash_file(input_path),
+                output_path=output_path if output_error is None else None,
+                output_sha256=digest,
+                annotate=annotate,
+            )
+            if output_error is not None:
+                manifest["output_error"] = str(output_error)
+            text = json.dumps(to_jsonable(manifest), indent=2, allow_nan=False) + "\n"
+            staged.append(
+                stage_file(manifest_path, lambda temp: temp.write_text(text, encoding="utf-8"))
+            )
+    except BaseException:
+        for item in staged:
+            item.discard()
+        raise
+    commit_files(staged)
+    if output_error is not None:
+        raise output_error
+    written = Path(output_path) if output_path is not None else None
+    return WrittenFiles(
+        output=written,
+        manifest=Path(manifest_path) if manifest_path is not None else None,
+        output_sha256=digest,
+    )

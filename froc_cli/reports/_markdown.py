@@ -19,6 +19,8 @@ METRIC_LABELS: dict[str, str] = {
     "bias_score_pgd": "S_B under PGD",
     "disparate_impact": "Disparate-impact ratio (a=0 / a=1)",
     "equal_opportunity_difference": "Equal-opportunity difference (TPR a=0 - a=1)",
+    "rows": "Rows audited",
+    "rarer_decision_share": "Share of rows given the rarer decision",
 }
 
 
@@ -26,6 +28,8 @@ def format_number(value: float | None, digits: int = 4) -> str:
     """Fixed-point text, or 'n/a' for a missing or undefined value."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 2:
+        return str(int(value))  # a count (rows)
     return f"{value:.{digits}f}"
 
 

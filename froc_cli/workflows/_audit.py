@@ -13,7 +13,13 @@ import pandas as pd
 import torch
 
 from froc_cli.attacks import FeatureSpace
-from froc_cli.core._config import DataSpec, Objective, ThreatModel, TrainConfig
+from froc_cli.core._config import (
+    DataSpec,
+    Objective,
+    ThreatModel,
+    TrainConfig,
+    check_fraction,
+)
 from froc_cli.core._device import resolve_device, torch_threads
 from froc_cli.core._errors import InputError
 from froc_cli.core._io import read_table, to_jsonable
@@ -65,10 +71,20 @@ class AuditConfig:
     n_resamples: int = 1000
     predictions: str | None = None
     threads: int | None = 1
+    delta_f: float | None = None
+    delta_r: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_size < 1.0:
             raise InputError(f"--test-size {self.test_size}: expected a fraction in (0, 1)")
+        if self.n_resamples < 1:
+            raise InputError(f"--bootstrap {self.n_resamples}: expected at least 1 resample")
+        check_fraction(self.delta_f, "--delta-f")
+        check_fraction(self.delta_r, "--delta-r")
+        if self.delta_r is not None and self.predictions is not None:
+            raise InputError(
+                "--delta-r needs a model to attack; --predictions audits fairness only"
+            )
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads {self.threads}: expected at least 1")
 

@@ -50,7 +50,14 @@ import torch
 from torch import nn
 
 from froc_cli.attacks import FeatureSpace, make_attack
-from froc_cli.core._config import AttackKind, DataSpec, Objective, ThreatModel, TrainConfig
+from froc_cli.core._config import (
+    AttackKind,
+    DataSpec,
+    Objective,
+    ThreatModel,
+    TrainConfig,
+    check_fraction,
+)
 from froc_cli.core._device import resolve_device, torch_threads
 from froc_cli.core._errors import InputError
 from froc_cli.core._io import read_table, to_jsonable
@@ -155,9 +162,8 @@ class CompareConfig:
     sweep_deltas_r: tuple[float, ...] = (0.3, 0.5, 0.7)
 
     def __post_init__(self) -> None:
-        for name, value in (("--delta-f", self.delta_f), ("--delta-r", self.delta_r)):
-            if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
-                raise InputError(f"{name} {value}: expected a number in [0, 1]")
+        check_fraction(self.delta_f, "--delta-f")
+        check_fraction(self.delta_r, "--delta-r")
         if not 0.0 < self.test_size < 1.0:
             raise InputError(f"--test-size {self.test_size}: expected a fraction in (0, 1)")
         if not 0.0 < self.val_size < 1.0:

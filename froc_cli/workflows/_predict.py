@@ -14,10 +14,10 @@ from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import DataSpec
 from froc_cli.core._device import resolve_device, torch_threads
 from froc_cli.core._errors import InputError
-from froc_cli.core._io import frame_fingerprint
+from froc_cli.core._io import frame_fingerprint, row_hashes, unpack_row_hashes
 from froc_cli.core._progress import ProgressCallback, silent
 from froc_cli.core._version import environment_versions
-from froc_cli.data._dataset import prepare_data
+from froc_cli.data._dataset import PreparedData, number_problem, prepare_data
 from froc_cli.data._encoder import CategoricalColumn, NumericColumn, TabularEncoder
 from froc_cli.data._rows import encode_rows
 from froc_cli.data._splits import check_group_sizes, split_indices
@@ -112,6 +112,13 @@ def _check_values(frame: pd.DataFrame, encoder: TabularEncoder, source: str) -> 
                     f"{source}: non-numeric value {series.iloc[bad[0]]!r} in numeric column "
                     f"{column.name!r} (row {int(bad[0])}); expected a number"
                 )
+            series = parsed
+        if isinstance(column, NumericColumn):
+            problem = number_problem(
+                source, column.name, series.to_numpy(dtype=np.float64), np.arange(len(series))
+            )
+            if problem is not None:
+                raise InputError(problem.replace(" or pass --dropna", ""))
 
 
 def unseen_categories(frame: pd.DataFrame, encoder: TabularEncoder) -> dict[str, int]:
@@ -194,6 +201,25 @@ def _test_split_labels(frame: pd.DataFrame, artifact: ModelArtifact, source: str
     return np.asarray(prepared.frame.index[test_pos])
 
 
+def _training_overlap(
+    prepared: PreparedData, positions: np.ndarray, artifact: ModelArtifact, encoder: TabularEncoder
+) -> int:
+    """About how many of the audited rows are rows the model was trained on (0 when none, or
+    when the model file keeps no training-row hashes): the audited rows whose hash is among the
+    stored sample, scaled up by the sampling fraction."""
+    packed = artifact.info.get("split", {}).get("training_rows")
+    if not isinstance(packed, dict):
+        return 0
+    stored, total = unpack_row_hashes(packed)
+    if not len(stored):
+        return 0
+    audited = row_hashes(
+        prepared.frame.iloc[positions], [*encoder.column_names, prepared.label_column]
+    )
+    matches = int(np.isin(audited, stored).sum())
+    return round(matches * max(total, len(stored)) / len(stored))
+
+
 def audit_saved_model(
     frame: pd.DataFrame,
     artifact: ModelArtifact,
@@ -264,6 +290,13 @@ def _audit_saved_model(
         test_labels = _test_split_labels(frame, artifact, source)
         positions = np.flatnonzero(np.isin(np.asarray(prepared.frame.index), test_labels))
         scope = "its held-out test split (this is the table it was trained on)"
+    else:
+        overlap = _training_overlap(prepared, positions, artifact, encoder)
+        if overlap:
+            scope = (
+                f"every row, about {overlap} of which are rows this model was trained on (its "
+                "figures on them are optimistic)"
+            )
     check_group_sizes(prepared, prepared.a[positions], spec.min_group_size, "in the audited rows")
     device = resolve_device(config.train.device)
     audit_encoder = replace(encoder, immutable=tuple(spec.immutable) or encoder.immutable)

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from froc_cli.attacks import FeatureSpace
-from froc_cli.core._config import DataSpec, ThreatModel
+from froc_cli.core._config import DataSpec, ThreatModel, check_fraction, check_seed
 from froc_cli.core._device import (
     flushing_denormals,
     numeric_failures,
@@ -92,22 +92,15 @@ class TrainerFileConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for name, value in (("--delta-f", self.delta_f), ("--delta-r", self.delta_r)):
-            if not 0.0 <= value <= 1.0:
-                raise InputError(f"{name} {value}: expected a number in [0, 1]")
+        check_fraction(self.delta_f, "--delta-f")
+        check_fraction(self.delta_r, "--delta-r")
         if self.robustness not in ("whitebox", "transfer"):
             raise InputError(f"--robustness {self.robustness}: expected whitebox or transfer")
         parse_panel(",".join(self.target_models))
         parse_model_spec(self.transfer_source)
-        parse_model_spec(self.edits.surrogate)
         if not 2 <= self.folds <= 20:
             raise InputError(f"--folds {self.folds}: expected 2 to 20")
-        if not 0.0 <= self.edits.flip_scale <= 2.0:
-            raise InputError(f"--flip-scale {self.edits.flip_scale}: expected 0 to 2")
-        if not 0.0 <= self.edits.augment_share <= 1.0:
-            raise InputError(f"--augment-share {self.edits.augment_share}: expected 0 to 1")
-        if self.edits.augment_rounds < 1:
-            raise InputError(f"--augment-rounds {self.edits.augment_rounds}: expected >= 1")
+        check_seed(self.seed)
         if not self.margin >= 0:
             raise InputError(f"--margin {self.margin}: expected 0 or more")
         if self.threads < 1:
@@ -288,7 +281,8 @@ def _prepare_trainer_file(
     estimate = crossfit_panel(
         rows.x, rows.y, a, plan,
         panel=config.target_models, folds=config.folds, space=space, threat=config.threat,
-        seed=config.seed, transfer_source=config.transfer_source, progress=progress,
+        seed=config.seed, transfer_source=config.transfer_source,
+        flip_scale=config.edits.flip_scale, progress=progress,
     )  # fmt: skip
     seconds["crossfit"] = time.perf_counter() - mark
     targets = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import DataSpec
 from froc_cli.core._device import torch_threads
 from froc_cli.core._errors import InputError
-from froc_cli.core._io import frame_fingerprint, to_jsonable
+from froc_cli.core._io import frame_fingerprint, pack_row_hashes, row_hashes, to_jsonable
 from froc_cli.core._progress import ProgressCallback, silent
 from froc_cli.core._version import environment_versions
 from froc_cli.data._dataset import PreparedData, prepare_data
@@ -76,6 +76,7 @@ class TrainInResult:
     fingerprint: str
     settings: dict[str, Any]
     seconds: dict[str, float]
+    training_positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def model(self) -> TabularNet:
@@ -250,6 +251,7 @@ def _train_in_table(
             "features": split.encoder.n_features,
         },
         fingerprint=frame_fingerprint(frame),
+        training_positions=np.asarray(train_pos, dtype=np.int64),
         settings={
             "seed": seed,
             "test_size": config.test_size,
@@ -300,6 +302,14 @@ def save_train_in_model(result: TrainInResult, path: str | os.PathLike[str]) -> 
             "fingerprint": result.fingerprint,
             "source": result.source,
             "rows": result.rows,
+            # What lets an audit of this model see that a table holds its training rows.
+            "training_rows": pack_row_hashes(
+                row_hashes(
+                    prepared.frame.iloc[result.training_positions],
+                    [*result.encoder.column_names, prepared.label_column],
+                ),
+                seed=froc.train.seed,
+            ),
         },
         "training": {
             **training,

@@ -24,13 +24,17 @@ from typer.testing import CliRunner, Result
 
 from froc_cli.cli import app
 
-FAST = ["--target-model", "lr", "--epochs", "20"]
+# A logistic model trained long enough to beat the majority floor (20 epochs at lr 0.01 is
+# nearly constant: a degenerate model, which no gate passes).
+FAST = ["--target-model", "lr", "--epochs", "100", "--lr", "0.05"]
 METRICS = {
     "accuracy",
     "majority_floor",
     "bias_score",
     "disparate_impact",
     "equal_opportunity_difference",
+    "rows",
+    "rarer_decision_share",
     "robustness_fgsm",
     "bias_score_fgsm",
     "robustness_pgd",
@@ -42,6 +46,8 @@ FAIRNESS_METRICS = {
     "bias_score",
     "disparate_impact",
     "equal_opportunity_difference",
+    "rows",
+    "rarer_decision_share",
 }
 
 
@@ -367,12 +373,21 @@ def test_json_names_label_and_default_group(passing_json: dict[str, Any]) -> Non
 def test_json_metrics_and_gate(passing_json: dict[str, Any]) -> None:
     metrics = passing_json["metrics"]
     assert set(metrics) == METRICS
-    for name in METRICS - {"equal_opportunity_difference", "disparate_impact"}:
+    for name in METRICS - {"equal_opportunity_difference", "disparate_impact", "rows"}:
         assert 0.0 <= metrics[name] <= 1.0, name
+    assert metrics["rows"] == passing_json["rows"]["test"] == 1200
     assert metrics["robustness_pgd"] <= metrics["accuracy"]
     assert metrics["robustness_fgsm"] <= metrics["accuracy"]
     assert passing_json["gate"]["passed"] is True
-    assert [c["metric"] for c in passing_json["gate"]["checks"]] == ["bias_score", "robustness_pgd"]
+    checks = {c["metric"]: c for c in passing_json["gate"]["checks"]}
+    assert list(checks) == ["bias_score", "robustness_pgd", "rarer_decision_share", "accuracy"]
+    # The degenerate-model rule: at least 5% of rows get the rarer decision, and accuracy
+    # beats the floor by 2 binomial standard errors of the floor over the audited rows.
+    floor = metrics["majority_floor"]
+    assert checks["rarer_decision_share"]["threshold"] == pytest.approx(0.05)
+    assert checks["accuracy"]["threshold"] == pytest.approx(
+        floor + 2 * (floor * (1 - floor) / 1200) ** 0.5
+    )
     assert passing_json["exit_code"] == 0
     assert passing_json["threat_model"]["eps"] == 0.1
     assert passing_json["settings"]["seed"] == 0

@@ -8,12 +8,10 @@ none does. ``--json``: exactly one JSON object on stdout. ``--report`` and ``--p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from conftest import make_biased_frame
 from typer.testing import CliRunner, Result
 
@@ -23,12 +21,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "synthetic.csv"
 FAST = ["--target-model", "mlp:16", "--epochs", "60", "--adv-epochs", "3", "--lambdas", "0,1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def compare(*args: object) -> Result:

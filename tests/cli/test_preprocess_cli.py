@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 from conftest import make_frame
 from typer.testing import CliRunner, Result
 
@@ -45,14 +43,7 @@ MET = ["--delta-f", "1", "--delta-r", "0"]
 NOT_MET = ["--delta-f", "0.02", "--delta-r", "0.9"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner, Result
 
 from froc_cli.cli import app
@@ -23,12 +21,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "synthetic.csv"
 FAST = ["--target-model", "mlp:16", "--epochs", "20", "--pgd-steps", "3", "--batch-size", "256"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def froc(*args: object) -> Result:

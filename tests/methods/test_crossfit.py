@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -33,15 +32,7 @@ THREAT = ThreatModel(eps=0.1, pgd_steps=2, attack_space="valid", cat_budget=0)
 TRANSFER_SOURCE = "mlp:4"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny problems run ~10x faster on one thread (no thread-pool synchronisation)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- fold_ids ---------------------------------------------------------------------------------
@@ -235,5 +226,28 @@ def test_panel_estimate_from_folds_means_and_sample_sds() -> None:
     assert estimate.to_dict()["lr"] == {
         "mean": estimate.mean["lr"],
         "sd": estimate.sd["lr"],
+        "spread": {},  # no fold reports standard errors
         "folds": folds["lr"],
     }
+
+
+def test_panel_estimate_spread_is_the_fold_sd_floored_at_the_sampling_error() -> None:
+    def fold(accuracy: float, bias: float, errors: dict[str, float]) -> dict[str, object]:
+        return {"accuracy": accuracy, "bias_score": bias, "standard_errors": errors}
+
+    # Accuracy: folds agree closely (sd 0.001) but each is measured with error 0.02 -> 0.02.
+    # S_B: folds differ (sd 0.1) more than their errors (0.03, 0.04) -> the sd, 0.1.
+    folds = {
+        "lr": [
+            fold(0.801, 0.1, {"accuracy": 0.02, "bias_score": 0.03}),
+            fold(0.800, 0.3, {"accuracy": 0.02, "bias_score": 0.04}),
+            fold(0.799, 0.2, {"accuracy": 0.02, "bias_score": 0.03}),
+        ]
+    }
+    estimate = PanelEstimate.from_folds(folds)
+    assert estimate.sd["lr"]["accuracy"] == pytest.approx(0.001)
+    assert estimate.spread["lr"]["accuracy"] == pytest.approx(0.02)
+    assert estimate.spread["lr"]["bias_score"] == pytest.approx(0.1)
+    # A figure without errors in some fold gets no spread rather than a guessed one.
+    folds["lr"][0] = fold(0.801, 0.1, {"accuracy": 0.02})
+    assert "bias_score" not in PanelEstimate.from_folds(folds).spread["lr"]

@@ -6,7 +6,6 @@ One small seeded plan (400 rows, a tiny surrogate, two rounds) is shared by the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,7 @@ from froc_cli.data import (
     fit_encoder,
     prepare_data,
 )
-from froc_cli.methods import EditPlan, EditSettings, apply_edits, plan_edits
+from froc_cli.methods import EditPlan, EditSettings, apply_edits, plan_edits, refit_flips
 from froc_cli.metrics import parity_flip_count
 
 SPEC = DataSpec(protected="gender", immutable=("tenure",), min_group_size=5)
@@ -35,15 +34,7 @@ SETTINGS = EditSettings(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny problems run ~10x faster on one thread (no thread-pool synchronisation)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def credit_frame() -> pd.DataFrame:
@@ -161,6 +152,42 @@ def test_flips_are_the_scaled_massaging_count_of_promotions_and_demotions(
     assert np.all(np.diff(plan.flip_score) >= 0)
     # The flipped labels close most of the gap in favourable label rates.
     assert _gap(plan.labels, a) < 0.3 * _gap(y, a)
+
+
+# --- refit_flips (cross-fitting's flips) ------------------------------------------------------
+
+
+def test_refit_flips_choose_among_the_kept_rows_by_their_own_count(planned: Planned) -> None:
+    plan, rows = planned.plan, planned.rows
+    y, a = rows.y_numpy, rows.a_numpy
+    keep = np.random.default_rng(3).random(len(y)) < 0.67
+    labels = refit_flips(
+        rows.x, rows.y, rows.a.to(torch.float32), plan, keep,
+        flip_scale=SETTINGS.flip_scale, seed=0,
+    )  # fmt: skip
+    changed = np.flatnonzero(labels != y)
+    assert keep[changed].all()  # a held-out row keeps its label
+    pairs = round(SETTINGS.flip_scale * parity_flip_count(y[keep], a[keep]))
+    assert len(changed) == 2 * pairs > 0
+    promoted = changed[(a[changed] == 0) & (y[changed] == 0)]
+    assert len(promoted) == pairs
+    # The kept rows' own labels close most of their gap.
+    assert _gap(labels[keep], a[keep]) < 0.3 * _gap(y[keep], a[keep])
+
+
+def test_refit_flips_do_not_read_the_held_out_rows(planned: Planned) -> None:
+    """Changing the held-out rows' features and labels changes nothing the kept rows get."""
+    plan, rows = planned.plan, planned.rows
+    keep = np.random.default_rng(4).random(len(rows.y_numpy)) < 0.67
+    held = torch.as_tensor(np.flatnonzero(~keep))
+    x, y = rows.x.clone(), rows.y.clone()
+    x[held] = torch.rand_like(x[held])
+    y[held] = 1 - y[held]
+    a = rows.a.to(torch.float32)
+    first = refit_flips(rows.x, rows.y, a, plan, keep, flip_scale=0.8, seed=0)
+    second = refit_flips(x, y, a, plan, keep, flip_scale=0.8, seed=0)
+    np.testing.assert_array_equal(first[keep], second[keep])
+    assert (second[~keep] != first[~keep]).all()  # the held-out rows keep their (new) labels
 
 
 # --- plan_edits: additions --------------------------------------------------------------------

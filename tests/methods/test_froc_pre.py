@@ -5,7 +5,6 @@ Tiny seeded frames and small models, on one thread: every test runs in about a s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -42,15 +41,7 @@ from froc_cli.models import build_model, predict_logits, train_model
 SPEC = DataSpec(protected="gender", min_group_size=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny problems run ~10x faster on one thread (no thread-pool synchronisation)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST_TRAIN = TrainConfig(model="mlp:16", epochs=60, seed=0, device="cpu")
@@ -244,8 +235,8 @@ def test_bad_settings_are_input_errors(change: dict[str, Any], needle: str) -> N
     ("change", "message"),
     [
         ({"epochs": 0}, "--epochs 0: expected at least 1"),
-        ({"lr": 0.0}, "--lr 0.0: expected a positive number"),
-        ({"lr": float("nan")}, "--lr nan: expected a positive number"),
+        ({"lr": 0.0}, "--lr 0.0: expected a positive finite number"),
+        ({"lr": float("nan")}, "--lr nan: expected a positive finite number"),
         ({"batch_size": 0}, "--batch-size 0: expected at least 1"),
     ],
 )

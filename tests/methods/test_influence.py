@@ -7,7 +7,7 @@ actual change of the soft bias score F (eq. 13) on a validation set.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -28,19 +28,7 @@ from froc_cli.methods import (
 DAMPING = 1e-2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Run this module's tiny problems on one thread, restoring the setting afterwards.
-
-    The thousands of small optimiser steps are dominated by thread-pool synchronisation;
-    one thread is ~10x faster for them and keeps the run time stable on a busy machine.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ direct numpy computations on the member's own decisions. Tiny frames, one thread
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -33,15 +32,7 @@ SPEC = DataSpec(protected="gender", min_group_size=5)
 THREAT = ThreatModel(eps=0.1, pgd_steps=3, attack_space="valid", cat_budget=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny problems run ~10x faster on one thread (no thread-pool synchronisation)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

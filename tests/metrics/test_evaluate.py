@@ -192,7 +192,11 @@ def test_evaluate_decisions_metric_names_and_group_figures() -> None:
         "equal_opportunity_difference",
         "robustness_pgd",
         "bias_score_pgd",
+        "rows",
+        "rarer_decision_share",
     }
+    assert ev.metrics["rows"] == 6.0
+    assert ev.metrics["rarer_decision_share"] == pytest.approx(1 / 6)
     # favourable rates 2/3 (a=0) and 3/3 (a=1); under PGD 1/3 and 2/3
     assert ev.metrics["bias_score"] == pytest.approx(1 / 3)
     assert ev.metrics["bias_score_pgd"] == pytest.approx(1 / 3)

@@ -155,6 +155,8 @@ def test_evaluate_decisions_metrics_and_groups() -> None:
             "bias_score_fgsm": 0.75,
             "robustness_pgd": 2 / 8,  # rows 1,5 correct
             "bias_score_pgd": 0.25,
+            "rows": 8,
+            "rarer_decision_share": 4 / 8,
         }
     )
     assert ev.groups["protected"] == pytest.approx(
@@ -186,8 +188,11 @@ def test_evaluate_decisions_without_attacks_and_with_intervals() -> None:
         "bias_score",
         "disparate_impact",
         "equal_opportunity_difference",
+        "rows",
+        "rarer_decision_share",
     }
-    assert set(ev.intervals) == set(ev.metrics) - {"majority_floor"}
+    # Counts and the degenerate rule's share carry no interval.
+    assert set(ev.intervals) == set(ev.metrics) - {"majority_floor", "rows", "rarer_decision_share"}
     for name, (low, high) in ev.intervals.items():
         assert low <= ev.metrics[name] <= high, name
     assert evaluate_decisions(d, ci=True, seed=1, n_resamples=200).intervals == ev.intervals

@@ -4,13 +4,11 @@ on the cross-fitted panel estimate, and the whole run end to end on a small fram
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from conftest import make_frame
 
 from froc_cli.core import DataSpec, InputError, NumericError, ThreatModel
@@ -28,15 +26,7 @@ TARGETS = {"bias_score": 0.05, "robustness": 0.6}
 N_ROWS = 1000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> Iterator[None]:
-    """Tiny problems run ~10x faster on one thread (no thread-pool synchronisation)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def fast_config(**changes: Any) -> TrainerFileConfig:
