@@ -19,6 +19,7 @@ from froc_cli.core._errors import InputError
 __all__ = [
     "MAX_EXACT_MAGNITUDE",
     "PreparedData",
+    "group_membership",
     "matches_value",
     "number_problem",
     "prepare_data",
@@ -241,6 +242,18 @@ def _encode_label(source: str, series: pd.Series, positive: str | None) -> tuple
     )
 
 
+def group_membership(series: pd.Series, values: Sequence[str]) -> tuple[np.ndarray, str | None]:
+    """Rows of ``series`` equal to any of ``values`` (text, number or boolean, as
+    :func:`matches_value`), and the first value that matches no row (None when all do)."""
+    in_group = np.zeros(len(series), dtype=bool)
+    for value in values:
+        hit = matches_value(series, value)
+        if not hit.any():
+            return in_group, value
+        in_group |= hit
+    return in_group, None
+
+
 def _resolve_group(
     source: str, series: pd.Series, y: np.ndarray, requested: tuple[str, ...] | None
 ) -> tuple[np.ndarray, tuple[str, ...], bool]:
@@ -253,15 +266,12 @@ def _resolve_group(
             "expected at least two"
         )
     if requested:
-        in_group = np.zeros(len(series), dtype=bool)
-        for value in requested:
-            hit = matches_value(series, value)
-            if not hit.any():
-                raise InputError(
-                    f"{source}: --protected-group value {value!r} does not occur in column "
-                    f"{column!r}; values are {_format_values(values)}"
-                )
-            in_group |= hit
+        in_group, absent = group_membership(series, requested)
+        if absent is not None:
+            raise InputError(
+                f"{source}: --protected-group value {absent!r} does not occur in column "
+                f"{column!r}; values are {_format_values(values)}"
+            )
         if in_group.all():
             raise InputError(
                 f"{source}: --protected-group {','.join(requested)} covers every row of "

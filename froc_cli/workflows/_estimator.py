@@ -31,7 +31,7 @@ from froc_cli.core._config import DataSpec, ThreatModel, TrainConfig
 from froc_cli.core._errors import InputError, InsufficientDataError
 from froc_cli.core._io import to_jsonable
 from froc_cli.core._version import environment_versions
-from froc_cli.data._dataset import matches_value, value_text
+from froc_cli.data._dataset import group_membership, matches_value, value_text
 from froc_cli.data._encoder import TabularEncoder, fit_encoder
 from froc_cli.data._rows import EncodedRows
 from froc_cli.data._splits import split_indices
@@ -485,15 +485,12 @@ class FairRobustClassifier(ClassifierMixin, BaseEstimator):
                 raise _InputValueError(
                     "protected_group=(): expected the value(s) of the protected group, or None"
                 )
-            in_group = np.zeros(len(series), dtype=bool)
-            for value in wanted:
-                hit = matches_value(series, value_text(value))
-                if not hit.any():
-                    raise _InputValueError(
-                        f"protected_group={requested!r}: {value!r} is not a value of the "
-                        f"protected attribute; its values are {_listed(distinct)}"
-                    )
-                in_group |= hit
+            in_group, absent = group_membership(series, [value_text(v) for v in wanted])
+            if absent is not None:
+                raise _InputValueError(
+                    f"protected_group={requested!r}: {absent!r} is not a value of the "
+                    f"protected attribute; its values are {_listed(distinct)}"
+                )
             if in_group.all():
                 raise _InputValueError(
                     f"protected_group={requested!r} covers every row; expected a group and the rest"

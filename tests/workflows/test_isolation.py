@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -164,6 +164,14 @@ def _perturbed(frame: pd.DataFrame, variant: str) -> pd.DataFrame:
     return out
 
 
+T = TypeVar("T")
+
+
+def _on_every_variant(run: Callable[[pd.DataFrame], T], frame: pd.DataFrame) -> dict[str, T]:
+    """``run`` on the table as given ("base") and on each perturbed variant of it."""
+    return {"base": run(frame), **{v: run(_perturbed(frame, v)) for v in VARIANTS}}
+
+
 def test_the_perturbation_changes_only_test_rows_and_keeps_the_split(
     frame: pd.DataFrame, held_out: np.ndarray
 ) -> None:
@@ -244,10 +252,7 @@ def _train_in(frame: pd.DataFrame) -> TrainInResult:
 
 @pytest.fixture(scope="module")
 def train_in_runs(frame: pd.DataFrame) -> dict[str, TrainInResult]:
-    runs = {"base": _train_in(frame)}
-    for variant in VARIANTS:
-        runs[variant] = _train_in(_perturbed(frame, variant))
-    return runs
+    return _on_every_variant(_train_in, frame)
 
 
 def _train_in_choices(result: TrainInResult) -> dict[str, Any]:
@@ -351,10 +356,7 @@ def _compare(frame: pd.DataFrame) -> _CompareRun:
 
 @pytest.fixture(scope="module")
 def compare_runs(frame: pd.DataFrame) -> dict[str, _CompareRun]:
-    runs = {"base": _compare(frame)}
-    for variant in VARIANTS:
-        runs[variant] = _compare(_perturbed(frame, variant))
-    return runs
+    return _on_every_variant(_compare, frame)
 
 
 def _picks(result: CompareResult) -> dict[str, Any]:
@@ -471,10 +473,7 @@ def _froc_pre(frame: pd.DataFrame) -> _PreRun:
 
 @pytest.fixture(scope="module")
 def froc_pre_runs(frame: pd.DataFrame) -> dict[str, _PreRun]:
-    runs = {"base": _froc_pre(frame)}
-    for variant in VARIANTS:
-        runs[variant] = _froc_pre(_perturbed(frame, variant))
-    return runs
+    return _on_every_variant(_froc_pre, frame)
 
 
 def _edits(result: PreprocessResult) -> dict[str, Any]:
