@@ -266,7 +266,8 @@ def guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except FrocError as error:
-        typer.echo(f"froc: error: {error}", err=True)
+        # One line, whatever the file's names hold (a column name may contain a newline).
+        typer.echo("froc: error: " + str(error).replace("\r", "\\r").replace("\n", "\\n"), err=True)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("froc: interrupted; no output was left half-written", err=True)

@@ -17,6 +17,7 @@ __all__ = [
     "ThreatModel",
     "TrainConfig",
     "check_fraction",
+    "check_learning_rate",
     "check_seed",
 ]
 
@@ -29,6 +30,16 @@ def check_seed(seed: int, option: str = "--seed") -> None:
     """Refuse a seed that is not a whole number from 0 to ``MAX_SEED``."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise InputError(f"{option} {seed}: expected a whole number from 0 to {MAX_SEED}")
+
+
+# Weights are float32: Adam cannot take a step of a size float32 cannot hold.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_learning_rate(lr: float, option: str = "--lr") -> None:
+    """Refuse a learning rate that is not a positive number float32 can hold (NaN too)."""
+    if isinstance(lr, bool) or not 0 < lr <= FLOAT32_MAX:
+        raise InputError(f"{option} {lr}: expected a positive finite number")
 
 
 def check_fraction(value: float | None, option: str) -> None:
@@ -127,9 +138,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise InputError(f"--epochs {self.epochs}: expected at least 1")
-        if not 0 < self.lr < float("inf"):  # NaN too
-            raise InputError(f"--lr {self.lr}: expected a positive finite number")
-        if self.weight_decay < 0 or self.weight_decay != self.weight_decay:
+        check_learning_rate(self.lr)
+        if not self.weight_decay >= 0:  # NaN too
             raise InputError(f"weight_decay {self.weight_decay}: expected 0 or more")
         check_seed(self.seed)
         if self.batch_size is not None and self.batch_size < 1:
@@ -150,7 +160,7 @@ class Objective:
     threat: ThreatModel = field(default_factory=ThreatModel)
 
     def __post_init__(self) -> None:
-        if self.lambda_f < 0 or self.lambda_r < 0:
+        if not (self.lambda_f >= 0 and self.lambda_r >= 0):  # NaN too
             raise InputError(
                 f"lambda_F={self.lambda_f}, lambda_R={self.lambda_r}: expected non-negative values"
             )

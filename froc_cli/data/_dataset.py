@@ -173,9 +173,17 @@ def _check_numeric_text(source: str, frame: pd.DataFrame, columns: list[str]) ->
             )
 
 
-def number_problem(source: str, column: str, values: np.ndarray, rows: np.ndarray) -> str | None:
+def number_problem(
+    source: str,
+    column: str,
+    values: np.ndarray,
+    rows: np.ndarray,
+    exact: np.ndarray | None = None,
+) -> str | None:
     """The one-line error for a numeric column holding an infinite number or one beyond
-    ``MAX_EXACT_MAGNITUDE`` (``rows``: the file's row labels of ``values``); None if clean."""
+    ``MAX_EXACT_MAGNITUDE`` (``rows``: the file's row labels of ``values``); None if clean.
+    ``exact``, the column's own integers when it has them, is compared exactly (2^53 + 1
+    reads as 2^53 once made a float)."""
     infinite = np.isinf(values)
     if infinite.any():
         return (
@@ -183,6 +191,10 @@ def number_problem(source: str, column: str, values: np.ndarray, rows: np.ndarra
             f"{_format_rows(rows[infinite])}; expected finite numbers (fix them or pass --dropna)"
         )
     huge = np.abs(values) > MAX_EXACT_MAGNITUDE
+    if exact is not None and np.issubdtype(exact.dtype, np.integer):
+        huge |= (exact > 2**53) | (exact < -(2**53))
+    elif exact is not None and exact.dtype == object:
+        huge |= np.array([isinstance(v, int) and abs(v) > 2**53 for v in exact], dtype=bool)
     if huge.any():
         return (
             f"{source}: column {column!r} has {int(huge.sum())} value(s) beyond +-2^53 "
@@ -190,6 +202,15 @@ def number_problem(source: str, column: str, values: np.ndarray, rows: np.ndarra
             "them exactly: rescale the column or --drop it"
         )
     return None
+
+
+def _holds_only_numbers(series: pd.Series) -> bool:
+    """True when every present cell of an object column is a Python or numpy number."""
+    present = series.dropna()
+    return len(present) > 0 and all(
+        isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
+        for v in present
+    )
 
 
 def _check_finite(
@@ -200,6 +221,15 @@ def _check_finite(
     and the model constant."""
     for column in columns:
         series = frame[column]
+        if series.dtype == object and _holds_only_numbers(series):
+            # pandas keeps integers past 64 bits as Python ints in an object column.
+            problem = number_problem(
+                source, column, pd.to_numeric(series).to_numpy(dtype=np.float64),
+                np.asarray(frame.index), exact=series.to_numpy(),
+            )  # fmt: skip
+            if problem is not None:
+                raise InputError(problem)
+            continue
         if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             continue
         values = series.to_numpy(dtype=np.float64)
@@ -208,8 +238,10 @@ def _check_finite(
             frame = frame.loc[~infinite]
             if frame.empty:
                 raise InputError(f"{source}: no rows left after --dropna")
-            values = values[~infinite]
-        problem = number_problem(source, column, values, np.asarray(frame.index))
+            series, values = frame[column], values[~infinite]
+        problem = number_problem(
+            source, column, values, np.asarray(frame.index), exact=series.to_numpy()
+        )
         if problem is not None:
             raise InputError(problem)
     return frame

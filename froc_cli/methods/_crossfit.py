@@ -25,6 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import ThreatModel
+from froc_cli.core._errors import InsufficientDataError
 from froc_cli.methods._edit_plan import EditPlan, refit_flips
 from froc_cli.methods._panel import fit_panel_member, measure_panel_member
 from froc_cli.metrics._evaluate import pgd_examples, threat_variants
@@ -38,6 +39,13 @@ _TRANSFER_SEED_OFFSET = 1000
 def fold_ids(y: np.ndarray, a: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Fold of every row (0..folds-1): seeded, stratified by label x group."""
     strata = (np.asarray(y).astype(int) * 2 + np.asarray(a).astype(int)).astype(int)
+    counts = np.bincount(strata, minlength=4)
+    if (counts < folds).any():
+        cell = int(np.argmin(counts))
+        raise InsufficientDataError(
+            f"the rows with label {cell // 2} in group a={cell % 2} number {int(counts[cell])}, "
+            f"fewer than --folds {folds}; too little data to cross-fit"
+        )
     ids = np.zeros(len(strata), dtype=np.int64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fold, (_, held) in enumerate(splitter.split(np.zeros(len(strata)), strata)):

@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 
 from froc_cli.attacks import FeatureSpace, make_attack
-from froc_cli.core._config import Objective, ThreatModel, TrainConfig
+from froc_cli.core._config import Objective, ThreatModel, TrainConfig, check_learning_rate
 from froc_cli.core._errors import InputError
 from froc_cli.core._io import to_python
 from froc_cli.data._dataset import PreparedData
@@ -90,8 +90,7 @@ class EditSettings:
         ):
             if count < 1:
                 raise InputError(f"{option} {count}: expected at least 1")
-        if not 0 < self.lr < float("inf"):  # NaN too
-            raise InputError(f"--lr {self.lr}: expected a positive finite number")
+        check_learning_rate(self.lr)
         parse_model_spec(self.surrogate)
 
 

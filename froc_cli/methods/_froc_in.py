@@ -156,7 +156,7 @@ class FrocInConfig:
             raise InputError(f"--patience {self.patience}: expected 0 (off) or more")
         if self.warm_epochs < 1:
             raise InputError(f"--warm-epochs {self.warm_epochs}: expected at least 1")
-        if self.margin < 0:
+        if not self.margin >= 0:  # NaN too
             raise InputError(f"--margin {self.margin}: expected 0 or more standard errors")
         if self.search_budget_s is not None and not self.search_budget_s > 0:
             raise InputError(f"--search-budget {self.search_budget_s}: expected seconds > 0")

@@ -71,6 +71,12 @@ def _check_columns(
             f"{source}: lacks column(s) {_listed(lacking)} that model {model_name} reads "
             f"(it reads {_listed(list(features))})"
         )
+    absent = [c for c in passthrough if c not in columns]
+    if absent:
+        raise InputError(
+            f"{source}: unknown column {absent[0]!r} given to --drop; columns are "
+            f"{_listed(columns)}"
+        )
     known = {
         *features,
         artifact.label_column,
@@ -115,8 +121,9 @@ def _check_values(frame: pd.DataFrame, encoder: TabularEncoder, source: str) -> 
             series = parsed
         if isinstance(column, NumericColumn):
             problem = number_problem(
-                source, column.name, series.to_numpy(dtype=np.float64), np.arange(len(series))
-            )
+                source, column.name, series.to_numpy(dtype=np.float64), np.arange(len(series)),
+                exact=series.to_numpy(),
+            )  # fmt: skip
             if problem is not None:
                 raise InputError(problem.replace(" or pass --dropna", ""))
 

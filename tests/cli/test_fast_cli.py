@@ -279,3 +279,24 @@ def test_model_and_device_guard() -> None:
         assert not _precheck.safe_model_and_device(spec, "cpu")
     assert not _precheck.safe_model_and_device("lr", "cuda")
     assert _precheck.safe_model_and_device("lr", " CPU ")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle", "where"),
+    [
+        (["audit", "data.csv", "--protected", "g", "--no-such-option"],
+         "No such option: --no-such-option", "froc audit --help"),
+        (["audit", "data.csv", "--protected", "g", "--epochs", "abc"],
+         "Invalid value for '--epochs'", "froc audit --help"),
+        (["audit"], "Missing argument 'data'", "froc audit --help"),
+        (["no-such-command"], "No such command 'no-such-command'", "froc --help"),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_one_line_exit_2(args: list[str], needle: str, where: str) -> None:
+    """click's boxed usage message becomes one 'froc: error:' line, like every input error."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("froc: error: "), result.stderr
+    assert needle in lines[0] and f"(see '{where}')" in lines[0]
