@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_biased_frame
+from conftest import assert_one_line_error, make_biased_frame
 from typer.testing import CliRunner, Result
 
 from froc_cli.cli import app
@@ -53,20 +53,6 @@ FAIRNESS_METRICS = {
 
 def audit(*args: object) -> Result:
     return CliRunner().invoke(app, ["audit", *map(str, args)])
-
-
-def assert_one_line_error(result: Result, code: int, *needles: str) -> str:
-    """Exit ``code``, nothing on stdout, exactly one 'froc: error:' line on stderr."""
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("froc: error: ")
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def json_of(result: Result) -> dict[str, Any]:

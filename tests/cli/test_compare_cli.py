@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_biased_frame
+from conftest import assert_one_line_error, make_biased_frame
 from typer.testing import CliRunner, Result
 
 from froc_cli.cli import app
@@ -26,17 +26,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def compare(*args: object) -> Result:
     return CliRunner().invoke(app, ["compare", *map(str, args)])
-
-
-def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("froc: error: ")
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 def test_help_has_an_example() -> None:

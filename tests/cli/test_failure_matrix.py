@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import assert_one_line_error as one_line_error
 from conftest import make_biased_frame, make_frame
 from typer.testing import CliRunner, Result
 
@@ -68,20 +69,6 @@ def umask_022() -> Iterator[None]:
 
 def froc(*args: object) -> Result:
     return CliRunner().invoke(app, [*map(str, args)])
-
-
-def one_line_error(result: Result, code: int, *needles: str) -> str:
-    """Exit ``code``, nothing on stdout, one 'froc: error:' line on stderr, no traceback."""
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("froc: error: "), lines[0]
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def one_line_problem(result: Result, code: int, *needles: str) -> str | None:

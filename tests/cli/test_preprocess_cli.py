@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_frame
+from conftest import assert_one_line_error, make_frame
 from typer.testing import CliRunner, Result
 
 from froc_cli.cli import app
@@ -59,15 +59,6 @@ def preprocess(*args: object) -> Result:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("froc: error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def test_users_line_works_as_written(data_csv: Path) -> None:

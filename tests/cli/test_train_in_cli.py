@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import assert_one_line_error
 from typer.testing import CliRunner, Result
 
 from froc_cli.cli import app
@@ -26,16 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def froc(*args: object) -> Result:
     return CliRunner().invoke(app, [*map(str, args)])
-
-
-def assert_one_line_error(result: Result, code: int, *needles: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("froc: error: ")
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 @pytest.fixture(scope="module")
