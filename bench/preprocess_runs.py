@@ -8,7 +8,9 @@ and added shares and froc's own phase seconds:
   Adult, as ``bench/outside_trainer.py`` seed 0 builds it, with the user's line (``--delta-f
   0.05 --delta-r 0.6``); the speed target is 120 s wall on 2 cores and 2 GiB peak RSS;
 - ``compas-race``: COMPAS (ProPublica filter, leak-free features), protected race (group
-  African-American), favourable ``0`` (did not re-offend), ``--delta-f 0.05 --delta-r 0.5``.
+  African-American), favourable ``0`` (did not re-offend), ``--delta-f 0.05 --delta-r 0.5``;
+- ``synthetic-gender``: the user's line as written on ``sample_data/synthetic.csv`` (label =
+  the last column, 0/1; ``--protected gender --delta-f 0.05 --delta-r 0.6``).
 
 Writes bench/results/preprocess_runs{TAG}.{json,md} with the run record (bench/_record.py).
 Skips cleanly (exit 0) when ../shared/data is absent. Run it with nothing else on the machine
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from _datasets import load_adult, load_compas, repo_root, shared_data_dir
 from _record import finish_record, record_line, start_record
 from sklearn.model_selection import train_test_split
@@ -44,6 +47,8 @@ CASES: dict[str, list[str]] = {
         "--label", "two_year_recid", "--positive", "0", "--protected", "race",
         "--protected-group", "African-American", "--delta-f", "0.05", "--delta-r", "0.5",
     ],
+    # The user's line as written: the label is the last column, the group chosen by default.
+    "synthetic-gender": ["--protected", "gender", "--delta-f", "0.05", "--delta-r", "0.6"],
 }  # fmt: skip
 
 
@@ -59,6 +64,8 @@ def case_table(name: str) -> Any:
         frame, _ = load_adult("sex")
         train, _ = train_test_split(frame, test_size=0.3, random_state=0, stratify=frame["income"])
         return train.reset_index(drop=True)
+    if name == "synthetic-gender":
+        return pd.read_csv(repo_root() / "sample_data" / "synthetic.csv")
     frame, _ = load_compas("race")
     return frame
 
