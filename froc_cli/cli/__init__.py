@@ -91,6 +91,7 @@ def _root(
         typer.Option(
             "--version",
             help="Print the froc version and exit.",
+            metavar="",
             callback=_print_version,
             is_eager=True,
         ),

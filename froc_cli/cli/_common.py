@@ -93,7 +93,10 @@ Immutable = Annotated[
     list[str] | None,
     typer.Option(help="Columns attacks never change; repeat or comma-separate."),
 ]
-DropNa = Annotated[bool, typer.Option("--dropna", help="Drop rows with missing values.")]
+# metavar="": a flag takes no value, and typer would otherwise show "<bool>" beside it.
+DropNa = Annotated[
+    bool, typer.Option("--dropna", help="Drop rows with missing values.", metavar="")
+]
 MinGroupSize = Annotated[
     int, typer.Option(help="Fewest rows a group may have before exit 3 (too little data).")
 ]
@@ -134,12 +137,15 @@ DeltaR = Annotated[
     typer.Option(help="Robustness threshold: S_R(PGD) must be >= this.", show_default=False),
 ]
 JsonFlag = Annotated[
-    bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else there.")
+    bool,
+    typer.Option(
+        "--json", help="Print one JSON object on stdout and nothing else there.", metavar=""
+    ),
 ]
 ReportPath = Annotated[
     Path | None, typer.Option(help="Also write a markdown report to this file.", show_default=False)
 ]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.", metavar="")]
 Threads = Annotated[
     int,
     typer.Option(

@@ -128,7 +128,9 @@ def audit_command(
     attack_target: AttackTargetOpt = "true",
     attack_space: AttackSpaceOpt = "continuous",
     cat_budget: CatBudget = 1,
-    ci: Annotated[bool, typer.Option("--ci", help="Add seeded bootstrap 95% intervals.")] = False,
+    ci: Annotated[
+        bool, typer.Option("--ci", help="Add seeded bootstrap 95% intervals.", metavar="")
+    ] = False,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for --ci.")] = 1000,
     delta_f: DeltaF = None,
     delta_r: DeltaR = None,

@@ -218,6 +218,7 @@ def compare_command(
         bool,
         typer.Option(
             "--sweep",
+            metavar="",
             help="Also run FRoC-IN over a lambda grid and FRoC-PRE over a delta grid and "
             "draw their fronts (slow).",
         ),

@@ -161,6 +161,7 @@ def preprocess_command(
         bool,
         typer.Option(
             "--annotate",
+            metavar="",
             help="Add a froc_origin column (original, flipped, adversarial:<source row>).",
         ),
     ] = False,
@@ -168,6 +169,7 @@ def preprocess_command(
         bool,
         typer.Option(
             "--allow-partial",
+            metavar="",
             help="Write the output even when the promise is not met (still exit 1).",
         ),
     ] = False,

@@ -284,6 +284,7 @@ def train_in_command(
         bool,
         typer.Option(
             "--allow-infeasible",
+            metavar="",
             help="Write the model even when the thresholds are not met (still exit 1).",
         ),
     ] = False,

@@ -300,3 +300,12 @@ def test_usage_errors_are_one_line_exit_2(args: list[str], needle: str, where: s
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("froc: error: "), result.stderr
     assert needle in lines[0] and f"(see '{where}')" in lines[0]
+
+
+@pytest.mark.parametrize("command", ["audit", "train-in", "preprocess", "compare", "predict"])
+def test_flags_do_not_read_as_taking_a_value(command: str) -> None:
+    """A flag's help line shows no "<bool>" value (typer's own --help line aside)."""
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    flagged = [line for line in result.stdout.splitlines() if "<bool>" in line]
+    assert all("--help" in line for line in flagged), flagged
