@@ -32,7 +32,7 @@ __all__ = ["app", "main"]
 EXIT_CODES_HELP = (
     "Exit codes: 0 success or gate passed; 1 constraints not met (gate failed, infeasible "
     "target); 2 bad input or usage; 3 too little data in a group (never a pass); 4 internal "
-    "error (a bug in froc: please report it); 130 interrupted."
+    "error (a bug in froc: please report it); 130 interrupted; 141 stdout closed by its reader."
 )
 
 

@@ -17,6 +17,7 @@ import typer
 
 from froc_cli.core._config import DataSpec, ThreatModel, TrainConfig
 from froc_cli.core._errors import (
+    EXIT_BROKEN_PIPE,
     EXIT_INTERNAL_ERROR,
     EXIT_INTERRUPTED,
     FrocError,
@@ -235,7 +236,13 @@ def stdout_console() -> Console:
     """Console for results; wide enough that tables do not wrap when piped."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 120, soft_wrap=False)
+    class _ResultsConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 ("constraints not met"); let guarded() give the pipe's code.
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _ResultsConsole(width=None if sys.stdout.isatty() else 120, soft_wrap=False)
 
 
 def progress_printer(quiet: bool) -> Callable[[str], None]:
@@ -278,6 +285,12 @@ def guarded(action: Callable[[], T]) -> T:
     except KeyboardInterrupt:
         typer.echo("froc: interrupted; no output was left half-written", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        # The reader of stdout went away (``froc audit --json | head -1``): not a verdict and not
+        # a bug. Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(EXIT_BROKEN_PIPE) from None
     except (typer.Exit, typer.Abort):
         raise
     except Exception as error:  # the last line of defence: report, never crash

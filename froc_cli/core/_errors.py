@@ -7,6 +7,7 @@ file, column or value at fault and what was expected.
 from __future__ import annotations
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_CONSTRAINTS_NOT_MET",
     "EXIT_INPUT_ERROR",
     "EXIT_INSUFFICIENT_DATA",
@@ -28,6 +29,8 @@ EXIT_INSUFFICIENT_DATA = 3
 EXIT_INTERNAL_ERROR = 4
 # Ctrl-C, as the shell reports a SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
+# The reader of stdout closed the pipe, as the shell reports a SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
 
 
 class FrocError(Exception):

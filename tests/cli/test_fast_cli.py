@@ -309,3 +309,21 @@ def test_flags_do_not_read_as_taking_a_value(command: str) -> None:
     assert result.exit_code == 0
     flagged = [line for line in result.stdout.splitlines() if "<bool>" in line]
     assert all("--help" in line for line in flagged), flagged
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_closed_stdout_is_exit_141_without_noise(tmp_path: Path, as_json: bool) -> None:
+    """``froc audit ... | head``: the reader going away is neither a verdict (1) nor a bug (4)."""
+    frame = make_biased_frame(400, seed=1)
+    frame.insert(0, "decision", frame["approved"])
+    data = tmp_path / "data.csv"
+    frame.to_csv(data, index=False)
+    command = [sys.executable, "-m", "froc_cli", "audit", str(data), "--protected", "gender",
+               "--predictions", "decision", *(["--json"] if as_json else [])]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        child.stdout.close()  # the reader leaves before froc writes its results
+        stderr = child.stderr.read().decode()
+        code = child.wait(timeout=120)
+    assert code == 141, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr

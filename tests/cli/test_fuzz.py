@@ -8,28 +8,31 @@ repeated), a label that is binary, constant, multi-valued, partly missing or abs
 protected column of 1-5 groups; written as CSV (sometimes semicolon-delimited), parquet or an
 empty file. Each table is clean, clean but for one defect, or wild. Options: valid, odd
 (legal but unusual) and invalid values, output paths that are fresh, the input itself, a
-folder or another output, --json; all valid, valid and odd, exactly one invalid, or any mix.
+link to it, a folder, another output or an existing file, --json; all valid, valid and odd,
+exactly one invalid, or any mix.
 Most cases are refused by the input checks; a bounded minority (tiny tables, one or two
 epochs, one or two fits, one augmentation round) runs a whole command.
 
 Every run must (README, "Exit codes"):
 
-- end with exit 0, 1, 2 or 3 and no uncaught exception: no traceback, no other code (an
-  internal error is a defect, whatever its code);
+- end with exit 0, 1, 2 or 3 and no uncaught exception: no traceback, no other code (the
+  README's exit 4, an internal error, is a bug: the failure shows the traceback froc saved);
 - on exit 2 or 3: print nothing on stdout, and end stderr with the error, one
   ``froc: error: ...`` line (the lines before it, if any, are ``froc: ...`` progress lines);
 - on exit 0 or 1 with --json: print one JSON object on stdout, its ``exit_code`` the exit code;
 - exit 2 when an option value, a path, or a column or value it names is invalid (the failure
   lists them), and never print a Python warning;
-- never pass (exit 0 or 1) when a feature column holds an infinite number (unless --dropna
-  drops its rows), nor when the file has fewer rows than twice --min-group-size (a group
-  then has too few rows: exit 3, or 2);
+- never pass (exit 0 or 1) when a feature column of numbers holds an infinity or a magnitude
+  beyond 2^53 (README, "Bad numbers are bad input"; unless --dropna drops that row), nor when
+  the file has fewer rows than twice --min-group-size (a group then has too few rows: exit 3,
+  or 2);
 - leave the input files' bytes unchanged;
 - leave in the folder the input files and only the outputs the options named, when the exit
   code says they are written (an audit or compare report on 0 or 1; a train-in model on 0, or
   on 1 with --allow-infeasible; a train-in trace on 0 or 1; a preprocess output on 0, or on 1
   with --allow-partial; a preprocess manifest on 0 or 1; a predict output on 0), each of them
-  then written: no other file, no temporary file.
+  then written: no other file, no temporary file; a new output with mode 0666 less the umask,
+  an output that existed keeping its mode, and rewritten only when the exit code says so.
 
 Each example runs in its own temporary folder, which is also the working directory. The five
 tests run 600 examples, about 25 s on two cores (a third of it loading torch).
@@ -191,6 +194,30 @@ LABELS: dict[str, tuple[Cell, ...]] = {
     "multi": (0, 1, 2),
     "multi_text": ("a", "b", "c", "d"),
 }
+# pandas.read_csv's default missing-value texts.
+NA_TEXTS = frozenset(
+    [
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    ]
+)
 FORMATS = ("csv", "csv", "csv", "csv;", "parquet", "parquet", "empty")
 # One thing wrong with an otherwise well-formed table.
 DEFECTS = (
@@ -264,21 +291,34 @@ class Table:
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis's report
         printer.text(self.preview())
 
-    def bad_number_columns(self) -> dict[str, str]:
-        """Columns of numbers only that hold an infinity or a magnitude beyond 2^53 (README,
-        "Bad numbers are bad input": exit 2), with what is wrong."""
+    def bad_numbers(self) -> dict[str, list[tuple[int, str]]]:
+        """The cells of number-only columns that hold an infinity or a magnitude beyond 2^53
+        (README, "Bad numbers are bad input": exit 2), by column: (row, what is wrong)."""
         if self.fmt not in ("csv", "parquet"):  # a semicolon file reads as one text column
             return {}
-        found = {}
+        found: dict[str, list[tuple[int, str]]] = {}
         for column in self.columns:
             present = [c for c in column.cells if c is not None]
             if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in present):
                 continue
-            if any(isinstance(c, float) and math.isinf(c) for c in present):
-                found[column.name] = "infinite"
-            elif any(isinstance(c, int | float) and abs(c) > 2**53 for c in present):
-                found[column.name] = "beyond 2^53"
+            for row, c in enumerate(column.cells):
+                if isinstance(c, float) and math.isinf(c):
+                    found.setdefault(column.name, []).append((row, "infinite"))
+                elif isinstance(c, int | float) and abs(c) > 2**53:
+                    found.setdefault(column.name, []).append((row, "beyond 2^53"))
         return found
+
+    def dropna_rows(self, columns: set[str]) -> set[int]:
+        """The rows --dropna may drop: a missing or infinite cell in one of ``columns``
+        (counting every text pandas may read as missing)."""
+        rows = set()
+        for column in self.columns:
+            if column.name in columns:
+                for row, c in enumerate(column.cells):
+                    missing = c is None or (isinstance(c, str) and c in NA_TEXTS)
+                    if missing or (isinstance(c, float) and not math.isfinite(c)):
+                        rows.add(row)
+        return rows
 
 
 def _text(cell: Cell) -> str:
@@ -660,6 +700,7 @@ class Case:
     dropna: bool = False  # --dropna: rows with missing or infinite values are dropped
     min_group_size: int | None = 30  # None: not checked (predict; an unparseable value)
     features: set[str] = field(default_factory=set)  # the columns the run reads as features
+    roles: set[str] = field(default_factory=set)  # the label and protected columns it reads
     existing: list[str] = field(default_factory=list)  # outputs that exist before the run
 
     def add(self, *tokens: str) -> None:
@@ -856,7 +897,8 @@ def _table_options(options: Options, table: Table) -> None:
         case.min_group_size = None
     used_label = label if label is not None else (table.names[-1] if table.names else None)
     dropped = {p.strip() for p in (drop or "").split(",") if p.strip()}
-    case.features = {n for n in table.names if n not in (used_label, protected, *dropped)}
+    case.roles = {n for n in (used_label, protected) if n is not None}
+    case.features = {n for n in table.names if n not in (*case.roles, *dropped)}
 
 
 def _common_options(options: Options) -> None:
@@ -1278,12 +1320,14 @@ def check(
             assert payload.get("exit_code", code) == code, f"--json: exit_code differs{seen}"
     if case.invalid:
         assert code == 2, f"exit {code}, expected 2 for {'; '.join(case.invalid)}{seen}"
+    dropped = table.dropna_rows(case.features | case.roles) if case.dropna else set()
     bad = {
-        name: what
-        for name, what in table.bad_number_columns().items()
-        if name in case.features and not (what == "infinite" and case.dropna)
+        (name, what)
+        for name, cells in table.bad_numbers().items()
+        for row, what in cells
+        if name in case.features and row not in dropped
     }
-    if bad:  # --dropna drops the rows with an infinity
+    if bad:
         assert code in (2, 3), (
             f"exit {code} with a bad number in feature column(s) {bad}; expected 2 (or 3){seen}"
         )
