@@ -250,7 +250,7 @@ def progress_printer(quiet: bool) -> Callable[[str], None]:
 
     def report(message: str) -> None:
         if not quiet:
-            typer.echo(f"froc: {message}", err=True)
+            typer.echo("froc: " + message.replace("\r", "\\r").replace("\n", "\\n"), err=True)
 
     return report
 

@@ -205,12 +205,23 @@ def number_problem(
 
 
 def _holds_only_numbers(series: pd.Series) -> bool:
-    """True when every present cell of an object column is a Python or numpy number."""
+    """True when every present cell of an object column is a number: a Python or numpy number,
+    or a text that reads as one (pandas leaves integers past 64 bits as either)."""
     present = series.dropna()
-    return len(present) > 0 and all(
+    if not len(present):
+        return False
+    if all(
         isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
         for v in present
-    )
+    ):
+        return True
+    distinct = pd.Series(pd.unique(present))  # parse each distinct value once
+    return bool(pd.to_numeric(distinct, errors="coerce").notna().all())
+
+
+def _is_integer_text(text: str) -> bool:
+    stripped = text.strip()
+    return stripped.lstrip("+-").isdigit()
 
 
 def _check_finite(
@@ -221,11 +232,16 @@ def _check_finite(
     and the model constant."""
     for column in columns:
         series = frame[column]
-        if series.dtype == object and _holds_only_numbers(series):
-            # pandas keeps integers past 64 bits as Python ints in an object column.
+        textual = series.dtype == object or pd.api.types.is_string_dtype(series)
+        if textual and _holds_only_numbers(series):
+            # pandas keeps integers past 64 bits as Python ints or text in an object column.
+            exact = np.array(
+                [int(v) if isinstance(v, str) and _is_integer_text(v) else v for v in series],
+                dtype=object,
+            )
             problem = number_problem(
-                source, column, pd.to_numeric(series).to_numpy(dtype=np.float64),
-                np.asarray(frame.index), exact=series.to_numpy(),
+                source, column, pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64),
+                np.asarray(frame.index), exact=exact,
             )  # fmt: skip
             if problem is not None:
                 raise InputError(problem)

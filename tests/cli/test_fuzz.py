@@ -718,8 +718,8 @@ class Options:
     value invalid with chance 1/5."""
 
     def __init__(self, draw: Draw, case: Case, chances: int) -> None:
-        """``chances``: the most chances to be invalid the command's options give (held
-        equal by :meth:`done`); the slot is drawn uniformly among them."""
+        """``chances``: the most chances to be invalid the command's options give (checked
+        by :meth:`done`); mode one's slot is drawn uniformly among them."""
         self.draw = draw
         self.case = case
         self.total = chances
