@@ -269,3 +269,24 @@ def test_group_sizes(biased_frame: FrameFactory) -> None:
     # an empty group is never enough, even with --min-group-size 0
     with pytest.raises(InsufficientDataError, match="0 rows"):
         check_group_sizes(prepared, np.ones(10, dtype=np.float32), 0, "in the test split")
+
+
+@pytest.mark.parametrize(
+    ("cells", "dtype"),
+    [
+        ([2**53 + 1, 3, 5, 7] * 5, "int64"),  # exact: 2^53 + 1 reads as 2^53 once a float
+        ([2**64, 3, 5, 7] * 5, object),  # Python ints past 64 bits
+        (["9223372036854775813", "-3", "5", "7"] * 5, "str"),  # text pandas could not hold
+        ([1e308, 3.5, 5.0, 7.0] * 5, "float64"),
+    ],
+)
+def test_numbers_past_2_to_53_are_refused_however_they_were_read(
+    biased_frame: FrameFactory, cells: list[object], dtype: object
+) -> None:
+    frame = biased_frame(20)
+    frame.insert(0, "amount", pd.Series(cells, dtype=dtype))
+    with pytest.raises(InputError, match=r"column 'amount' has 5 value\(s\) beyond \+-2\^53"):
+        prepare_data(frame, DataSpec(protected="gender"), source="t.csv")
+    # 2^53 itself, and zero-padded codes kept as text, are fine.
+    frame["amount"] = pd.Series([2**53, 3, 5, 7] * 5, dtype="int64")
+    assert "amount" in prepare_data(frame, DataSpec(protected="gender"), source="t").feature_columns
