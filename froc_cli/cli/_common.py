@@ -245,12 +245,18 @@ def stdout_console() -> Console:
     return _ResultsConsole(width=None if sys.stdout.isatty() else 120, soft_wrap=False)
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line, whatever the file's names hold (a column name may contain a
+    newline): line breaks are written as ``\\n`` and ``\\r``."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def progress_printer(quiet: bool) -> Callable[[str], None]:
     """A progress callback that writes one line per stage to stderr."""
 
     def report(message: str) -> None:
         if not quiet:
-            typer.echo("froc: " + message.replace("\r", "\\r").replace("\n", "\\n"), err=True)
+            typer.echo("froc: " + _one_line(message), err=True)
 
     return report
 
@@ -279,8 +285,7 @@ def guarded(action: Callable[[], T]) -> T:
     try:
         return action()
     except FrocError as error:
-        # One line, whatever the file's names hold (a column name may contain a newline).
-        typer.echo("froc: error: " + str(error).replace("\r", "\\r").replace("\n", "\\n"), err=True)
+        typer.echo("froc: error: " + _one_line(str(error)), err=True)
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         typer.echo("froc: interrupted; no output was left half-written", err=True)

@@ -151,9 +151,6 @@ def audit_command(
             raise InputError("--model and --predictions: audit one or the other")
         if model_file is None and protected is None:
             raise InputError("missing option --protected: name the protected attribute column")
-        if report is not None and report.is_dir():
-            # Refuse before training, not after: the report is written at the end.
-            raise InputError(f"{report}: is a directory, expected a file name for --report")
         spec = data_spec(
             protected=protected or "",
             label=label,

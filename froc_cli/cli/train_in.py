@@ -313,10 +313,6 @@ def train_in_command(
 
     def run() -> int:
         check_table_suffix(trace, "--trace")
-        for option, path in (("--output", output), ("--trace", trace)):
-            if path is not None and path.is_dir():
-                # Refuse before training, not after: the files are written at the end.
-                raise InputError(f"{option} {path}: is a directory, expected a file name")
         check_threads(threads)
         spec: DataSpec = data_spec(
             protected=protected,

@@ -152,20 +152,16 @@ def render_like_file(
             decimals = _usual_decimals(raw)
             for row in changed:
                 value = typed_out[row]
-                cells[row] = spelled.get(_key(value), _format_number(value, decimals))
+                cells[row] = spelled.get(to_python(value), _format_number(value, decimals))
         rendered[name] = cells
     return pd.DataFrame(rendered, columns=output.columns)
-
-
-def _key(value: Any) -> Any:
-    return to_python(value)
 
 
 def _spellings(column: pd.Series, raw: np.ndarray) -> dict[Any, str]:
     """Each typed value of a column -> the text of its first occurrence in the file."""
     spelled: dict[Any, str] = {}
     for value, cell in zip(column.to_numpy(dtype=object), raw, strict=True):
-        key = _key(value)
+        key = to_python(value)
         try:
             spelled.setdefault(key, cell)
         except TypeError:  # an unhashable cell: no spelling to reuse

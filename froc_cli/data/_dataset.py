@@ -179,16 +179,19 @@ def number_problem(
     values: np.ndarray,
     rows: np.ndarray,
     exact: np.ndarray | None = None,
+    dropna_hint: bool = True,
 ) -> str | None:
     """The one-line error for a numeric column holding an infinite number or one beyond
     ``MAX_EXACT_MAGNITUDE`` (``rows``: the file's row labels of ``values``); None if clean.
     ``exact``, the column's own integers when it has them, is compared exactly (2^53 + 1
-    reads as 2^53 once made a float)."""
+    reads as 2^53 once made a float). ``dropna_hint``: name ``--dropna`` as a way out (it is
+    not one where rows cannot be dropped, as in predict)."""
     infinite = np.isinf(values)
     if infinite.any():
         return (
             f"{source}: column {column!r} has {int(infinite.sum())} infinite value(s) at row "
-            f"{_format_rows(rows[infinite])}; expected finite numbers (fix them or pass --dropna)"
+            f"{_format_rows(rows[infinite])}; expected finite numbers (fix them"
+            + (" or pass --dropna)" if dropna_hint else ")")
         )
     huge = np.abs(values) > MAX_EXACT_MAGNITUDE
     if exact is not None and np.issubdtype(exact.dtype, np.integer):

@@ -122,10 +122,10 @@ def _check_values(frame: pd.DataFrame, encoder: TabularEncoder, source: str) -> 
         if isinstance(column, NumericColumn):
             problem = number_problem(
                 source, column.name, series.to_numpy(dtype=np.float64), np.arange(len(series)),
-                exact=series.to_numpy(),
+                exact=series.to_numpy(), dropna_hint=False,
             )  # fmt: skip
             if problem is not None:
-                raise InputError(problem.replace(" or pass --dropna", ""))
+                raise InputError(problem)
 
 
 def unseen_categories(frame: pd.DataFrame, encoder: TabularEncoder) -> dict[str, int]:
