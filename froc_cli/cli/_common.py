@@ -78,12 +78,28 @@ Positive = Annotated[
     str | None,
     typer.Option(help="Favourable label value (inferred only for 0/1 or False/True labels)."),
 ]
-Protected = Annotated[str, typer.Option(help="Protected attribute column.", show_default=False)]
+Protected = Annotated[
+    str,
+    typer.Option(
+        help="Protected attribute column, or several comma-separated (sex,race: their combined "
+        "values are the groups).",
+        show_default=False,
+    ),
+]
 ProtectedGroup = Annotated[
     str | None,
     typer.Option(
-        help="Value(s) forming the protected group a=0, comma-separated "
-        "(default: the value with the lowest favourable rate)."
+        help="Value(s) forming the protected group a=0 against the rest, comma-separated "
+        "(default: every group is judged; with two values, a=0 is the one with the lower "
+        "favourable rate)."
+    ),
+]
+Fairness = Annotated[
+    str,
+    typer.Option(
+        help="Criterion S_B measures: parity (favourable rate, eq. 7), opportunity (true-"
+        "positive rate) or odds (true- and false-positive rates); the largest gap between "
+        "two judged groups."
     ),
 ]
 Drop = Annotated[
@@ -99,7 +115,11 @@ DropNa = Annotated[
     bool, typer.Option("--dropna", help="Drop rows with missing values.", metavar="")
 ]
 MinGroupSize = Annotated[
-    int, typer.Option(help="Fewest rows a group may have before exit 3 (too little data).")
+    int,
+    typer.Option(
+        help="Fewest rows a group needs to be judged: smaller groups are left out with a "
+        "warning (a binary group that small, or fewer than two judged groups: exit 3)."
+    ),
 ]
 TargetModel = Annotated[str, typer.Option(help="Model: lr, mlp:H or mlp:HxH...")]
 Epochs = Annotated[int, typer.Option(help="Training epochs.")]
@@ -196,6 +216,7 @@ def data_spec(
     immutable: list[str] | None,
     dropna: bool,
     min_group_size: int,
+    fairness: str = "parity",
 ) -> DataSpec:
     """The DataSpec of the shared data options."""
     return DataSpec(
@@ -207,6 +228,7 @@ def data_spec(
         immutable=split_list(immutable),
         dropna=dropna,
         min_group_size=min_group_size,
+        fairness=fairness,  # type: ignore[arg-type]  # validated in __post_init__
     )
 
 
@@ -259,6 +281,13 @@ def progress_printer(quiet: bool) -> Callable[[str], None]:
             typer.echo("froc: " + _one_line(message), err=True)
 
     return report
+
+
+def warn(message: str | None, quiet: bool) -> None:
+    """One ``froc: warning: ...`` line on stderr (also with --json, whose stdout stays one
+    JSON object); nothing with --quiet or no message."""
+    if message and not quiet:
+        typer.echo("froc: " + _one_line(message), err=True)
 
 
 def _save_traceback() -> str:

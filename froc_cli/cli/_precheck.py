@@ -81,7 +81,7 @@ def _unknown_column(header: list[str], spec: DataSpec, exclude: tuple[str, ...])
     label = spec.label if spec.label is not None else header[-1]
     checks: tuple[tuple[Sequence[str], str], ...] = (
         ([label], "--label"),
-        ([spec.protected], "--protected"),
+        ([spec.protected] if spec.protected in header else spec.protected_columns, "--protected"),
         (spec.drop, "--drop"),
         (spec.immutable, "--immutable"),
         (exclude, "--predictions"),

@@ -8,10 +8,16 @@ from rich.console import Console
 from rich.table import Table
 
 from froc_cli.metrics._rules import GateResult
-from froc_cli.reports._markdown import METRIC_LABELS, format_number
+from froc_cli.reports._markdown import (
+    format_number,
+    group_cells,
+    group_columns,
+    groups_description,
+    metric_label,
+)
 from froc_cli.workflows._audit import AuditResult
 
-__all__ = ["print_audit", "print_gate"]
+__all__ = ["print_audit", "print_gate", "print_groups"]
 
 
 def print_audit(console: Console, result: AuditResult) -> None:
@@ -23,7 +29,7 @@ def print_audit(console: Console, result: AuditResult) -> None:
     if intervals:
         table.add_column("95% CI", justify="right")
     for key, value in result.metrics.items():
-        cells = [METRIC_LABELS.get(key, key), format_number(value)]
+        cells = [metric_label(key, result.fairness), format_number(value)]
         if intervals:
             low, high = intervals.get(key, (math.nan, math.nan))
             cells.append(
@@ -32,42 +38,17 @@ def print_audit(console: Console, result: AuditResult) -> None:
         table.add_row(*cells)
     console.print(table)
 
-    groups = Table(title="per group", title_justify="left")
-    for column in (
-        "group",
-        "rows",
-        "base rate",
-        "favourable rate",
-        "accuracy",
-        "robust acc. FGSM",
-        "robust acc. PGD",
-    ):
-        groups.add_column(column, justify="left" if column == "group" else "right")
-    for name, figures in result.evaluation.groups.items():
-        values = ", ".join(result.protected_values)
-        who = (
-            f"a=0 {result.protected_column} in {{{values}}}" if name == "protected" else "a=1 rest"
-        )
-        groups.add_row(
-            who,
-            str(int(figures["rows"])),
-            format_number(figures["base_rate"]),
-            format_number(figures["favourable_rate"]),
-            format_number(figures["accuracy"]),
-            format_number(figures.get("robust_accuracy_fgsm")),
-            format_number(figures.get("robust_accuracy_pgd")),
-        )
-    console.print(groups)
+    print_groups(console, result.evaluation.groups, result.protected_column,
+                 result.protected_values)  # fmt: skip
 
     settings = result.settings
     versions = ", ".join(f"{k} {v}" for k, v in settings["versions"].items())
-    default_note = (
-        " (lowest favourable rate, chosen by default)" if result.protected_group_defaulted else ""
+    who = groups_description(
+        result.protected, result.protected_values, result.protected_group_defaulted
     )
     console.print(
         f"label: [bold]{result.label_column}[/], favourable = {result.positive_value!r}\n"
-        f"protected group a=0: {result.protected_column} in "
-        f"{{{', '.join(result.protected_values)}}}{default_note}\n"
+        f"{who}\n"
         f"model: {result.model}; rows: "
         f"{', '.join(f'{k} {v}' for k, v in result.rows.items())}\n"
         f"threat model: {result.threat.describe() if result.threat else 'none (fairness only)'}\n"
@@ -79,7 +60,31 @@ def print_audit(console: Console, result: AuditResult) -> None:
     )
 
 
-def print_gate(console: Console, gate: GateResult) -> None:
+def print_groups(
+    console: Console,
+    groups: dict[str, dict[str, float]],
+    column: str,
+    values: tuple[str, ...],
+    title: str = "per group",
+) -> None:
+    """The per-group table: a=0 and the rest (binary), or every judged group by name."""
+    columns = group_columns(groups)
+    table = Table(title=title, title_justify="left")
+    table.add_column("group", justify="left")
+    for heading, _ in columns:
+        table.add_column(heading, justify="right")
+    for name, figures in groups.items():
+        if name == "protected" and "unprotected" in groups:
+            who = f"a=0 {column} in {{{', '.join(values)}}}"
+        elif name == "unprotected" and "protected" in groups:
+            who = "a=1 rest"
+        else:
+            who = name
+        table.add_row(who, *group_cells(figures, columns))
+    console.print(table)
+
+
+def print_gate(console: Console, gate: GateResult, fairness: str = "parity") -> None:
     """The CI gate's checks and verdict."""
     if not gate.checks:
         return
@@ -88,7 +93,7 @@ def print_gate(console: Console, gate: GateResult) -> None:
         table.add_column(column)
     for check in gate.checks:
         table.add_row(
-            METRIC_LABELS.get(check.metric, check.metric),
+            metric_label(check.metric, fairness),
             format_number(check.value),
             f"{check.comparison} {check.threshold:g}",
             "[green]pass[/]" if check.passed else "[red]FAIL[/]",

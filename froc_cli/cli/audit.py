@@ -25,6 +25,7 @@ from ._common import (
     DropNa,
     Epochs,
     Eps,
+    Fairness,
     Immutable,
     JsonFlag,
     Label,
@@ -47,6 +48,7 @@ from ._common import (
     stdout_console,
     threat_model,
     train_config,
+    warn,
 )
 from ._precheck import check_csv_columns, check_model_file, check_table_file, safe_model_and_device
 
@@ -103,6 +105,7 @@ def audit_command(
     immutable: Immutable = None,
     dropna: DropNa = False,
     min_group_size: MinGroupSize = 30,
+    fairness: Fairness = "parity",
     predictions: Annotated[
         str | None,
         typer.Option(help="Audit this column of decisions instead (fairness only, no model)."),
@@ -160,6 +163,7 @@ def audit_command(
             immutable=immutable,
             dropna=dropna,
             min_group_size=min_group_size,
+            fairness=fairness,
         )
         threat = threat_model(
             eps=eps,
@@ -188,7 +192,7 @@ def audit_command(
         check_outputs({"DATA": data, "--model": model_file}, {"--report": report}, quiet=quiet)
         from froc_cli.core._io import write_text_atomic
         from froc_cli.metrics._rules import check_gate
-        from froc_cli.reports._markdown import render_audit_markdown
+        from froc_cli.reports._markdown import render_audit_markdown, too_small_warning
         from froc_cli.workflows._audit import AuditConfig, audit_file
 
         from ._render import print_audit, print_gate
@@ -210,6 +214,7 @@ def audit_command(
             result = _audit_saved(model_file, data, config, protected, protected_group, progress)
         else:
             result = audit_file(data, config, progress=progress)
+        warn(too_small_warning(result.protected, min_group_size), quiet)
         gate = check_gate(result.metrics, delta_f=config.delta_f, delta_r=config.delta_r)
         exit_code = EXIT_OK if gate.passed else EXIT_CONSTRAINTS_NOT_MET
         if report is not None:
@@ -225,7 +230,7 @@ def audit_command(
         else:
             console = stdout_console()
             print_audit(console, result)
-            print_gate(console, gate)
+            print_gate(console, gate, result.fairness)
         return exit_code
 
     code = guarded(run)

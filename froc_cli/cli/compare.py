@@ -23,6 +23,7 @@ from ._common import (
     DropNa,
     Epochs,
     Eps,
+    Fairness,
     Immutable,
     JsonFlag,
     Label,
@@ -188,6 +189,7 @@ def compare_command(
     immutable: Immutable = None,
     dropna: DropNa = False,
     min_group_size: MinGroupSize = 30,
+    fairness: Fairness = "parity",
     methods: Annotated[
         str | None,
         typer.Option(
@@ -289,6 +291,7 @@ def compare_command(
             immutable=immutable,
             dropna=dropna,
             min_group_size=min_group_size,
+            fairness=fairness,
         )
         threat = threat_model(
             eps=eps,

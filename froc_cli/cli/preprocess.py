@@ -19,6 +19,7 @@ from ._common import (
     Drop,
     DropNa,
     Eps,
+    Fairness,
     Immutable,
     JsonFlag,
     Label,
@@ -38,6 +39,7 @@ from ._common import (
     progress_printer,
     stdout_console,
     threat_model,
+    warn,
 )
 from ._precheck import check_csv_columns, check_table_file, check_table_suffix
 
@@ -67,6 +69,8 @@ def _figure(result: TrainerFileResult, model: str, key: str) -> str:
 def _print_table(console: Console, result: TrainerFileResult, config: TrainerFileConfig) -> None:
     from rich.table import Table
 
+    from froc_cli.reports._markdown import metric_label
+
     table = Table(
         title=f"froc preprocess: each model fitted plainly to the output, {config.folds}-fold "
         "cross-fitted (fitted without a fold's rows and their copies, measured on the fold's "
@@ -81,7 +85,11 @@ def _print_table(console: Console, result: TrainerFileResult, config: TrainerFil
     rows = [
         ("accuracy", "accuracy", ""),
         ("majority-class floor", "majority_floor", ""),
-        ("S_B bias score", "bias_score", f"<= {config.delta_f:g}"),
+        (
+            metric_label("bias_score", config.data.fairness).replace(" (eq. 7)", ""),
+            "bias_score",
+            f"<= {config.delta_f:g}",
+        ),
     ]
     for kind in ("whitebox", "transfer"):
         for key, name in _SPACES:
@@ -105,6 +113,8 @@ def _print_table(console: Console, result: TrainerFileResult, config: TrainerFil
 def _print_result(
     console: Console, result: TrainerFileResult, config: TrainerFileConfig, files: WrittenFiles
 ) -> None:
+    from froc_cli.reports._markdown import groups_description
+
     _print_table(console, result, config)
     verdict = "[green]promise met[/]" if result.met else "[red]promise NOT met[/] (exit 1)"
     targets = result.targets
@@ -116,7 +126,12 @@ def _print_result(
         f"flipped {len(result.flips)} labels ({result.flip_fraction:.1%} of "
         f"{result.rows['used']} rows), added {len(result.additions)} adversarial rows "
         f"({result.augment_fraction:.1%}); every row of the file was eligible\n"
-        f"threat model: {config.threat.describe()}\n"
+        + (
+            groups_description(result.protected, result.protected_values, False) + "\n"
+            if result.judging_extras
+            else ""
+        )
+        + f"threat model: {config.threat.describe()}\n"
         f"seed {config.seed}, device {result.settings['device']}, {config.threads} torch "
         f"thread(s); {', '.join(f'{k} {v}' for k, v in result.settings['versions'].items())}\n"
         f"time: {', '.join(f'{k} {v:.1f}s' for k, v in result.seconds.items())}",
@@ -180,6 +195,7 @@ def preprocess_command(
     immutable: Immutable = None,
     dropna: DropNa = False,
     min_group_size: MinGroupSize = 30,
+    fairness: Fairness = "parity",
     target_models: Annotated[
         str,
         typer.Option(
@@ -255,6 +271,7 @@ def preprocess_command(
             immutable=immutable,
             dropna=dropna,
             min_group_size=min_group_size,
+            fairness=fairness,
         )
         threat = threat_model(
             eps=eps,
@@ -273,6 +290,7 @@ def preprocess_command(
         from froc_cli.methods._edit_plan import EditSettings
         from froc_cli.methods._panel import parse_panel
         from froc_cli.reports._manifest import write_preprocess_outputs
+        from froc_cli.reports._markdown import too_small_warning
         from froc_cli.workflows._preprocess import TrainerFileConfig, prepare_trainer_file
 
         config = TrainerFileConfig(
@@ -301,6 +319,7 @@ def preprocess_command(
         frame = read_table(data)
         progress = progress_printer(quiet or json_output)
         result = prepare_trainer_file(frame, config, source=str(data), progress=progress)
+        warn(too_small_warning(result.protected, min_group_size), quiet)
         as_written = None
         if data.suffix.lower() == ".csv" and target.suffix.lower() == ".csv":
             as_written = (frame, read_csv_text(data))

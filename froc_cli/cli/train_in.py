@@ -25,6 +25,7 @@ from ._common import (
     Drop,
     DropNa,
     Eps,
+    Fairness,
     Immutable,
     JsonFlag,
     Label,
@@ -46,6 +47,7 @@ from ._common import (
     stdout_console,
     threat_model,
     train_config,
+    warn,
 )
 from ._defaults import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS
 from ._precheck import check_csv_columns, check_table_file, check_table_suffix
@@ -131,9 +133,12 @@ def _live_progress(
 def _print_result(console: Console, result: TrainInResult, model_note: str) -> None:
     from rich.table import Table
 
-    from froc_cli.reports._markdown import METRIC_LABELS, format_number
+    from froc_cli.reports._markdown import format_number, groups_description, metric_label
+
+    from ._render import print_groups
 
     froc = result.config.froc
+    prepared = result.prepared
     outcome = result.outcome
     given = "given" if outcome.mode == "given" else "chosen by the search"
     table = Table(title=f"froc train-in: {result.source}", title_justify="left")
@@ -143,15 +148,20 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
     table.add_column("test", justify="right")
     thresholds = {"bias_score": froc.delta_f, "robustness_pgd": froc.delta_r}
     for key in _METRICS:
+        if key not in result.test.metrics:  # the binary ratio, when every group is judged
+            continue
         threshold = thresholds.get(key)
         comparison = "<=" if key == "bias_score" else ">="
         table.add_row(
-            METRIC_LABELS.get(key, key),
+            metric_label(key, froc.fairness),
             "" if threshold is None else f"{comparison} {threshold:g}",
             format_number(result.validation.metrics.get(key)),
             format_number(result.test.metrics.get(key)),
         )
     console.print(table)
+    if not prepared.binary or froc.fairness != "parity":
+        print_groups(console, result.test.groups, prepared.protected_column,
+                     prepared.protected_values, title="per group (test)")  # fmt: skip
     console.print(
         f"lambda_F = [bold]{outcome.lambda_f:.4g}[/], lambda_R = [bold]{outcome.lambda_r:.4g}[/]"
         f" ({given}); training attack {froc.attack.upper()}",
@@ -198,13 +208,12 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
             "errors of the majority-class floor)",
             highlight=False,
         )
-    prepared = result.prepared
     settings = result.settings
     versions = ", ".join(f"{k} {v}" for k, v in settings["versions"].items())
     console.print(
         f"verdict: {_VERDICT_TEXT[result.verdict]}\n"
         f"label: [bold]{prepared.label_column}[/], favourable = {prepared.positive_value!r}; "
-        f"protected group a=0: {prepared.describe_protected_group()}\n"
+        f"{groups_description(prepared.protected_summary(), prepared.protected_values, False)}\n"
         f"rows: {', '.join(f'{k} {v}' for k, v in result.rows.items())}\n"
         f"threat model: {froc.threat.describe()}\n"
         f"seed {settings['seed']}, device {settings['train']['device']}, "
@@ -225,6 +234,14 @@ def train_in_command(
     immutable: Immutable = None,
     dropna: DropNa = False,
     min_group_size: MinGroupSize = 30,
+    fairness: Fairness = "parity",
+    fairness_surrogate: Annotated[
+        str,
+        typer.Option(
+            help="F over more than two groups: smoothmax (a soft largest gap) or deviation "
+            "(the sum of each group's gap to the overall rate)."
+        ),
+    ] = "smoothmax",
     lambda_f: Annotated[
         float | None,
         typer.Option(help="Weight of the fairness term F (eq. 13).", show_default=False),
@@ -323,6 +340,7 @@ def train_in_command(
             immutable=immutable,
             dropna=dropna,
             min_group_size=min_group_size,
+            fairness=fairness,
         )
         threat = threat_model(
             eps=eps,
@@ -349,6 +367,7 @@ def train_in_command(
 
         from froc_cli.core._io import read_table, write_table_atomic
         from froc_cli.methods._froc_in import FrocInConfig
+        from froc_cli.reports._markdown import too_small_warning
         from froc_cli.workflows._train_in import (
             TrainInConfig,
             save_train_in_model,
@@ -371,6 +390,7 @@ def train_in_command(
                 search_budget_s=search_budget,
                 max_trials=max_fits,
                 trace=trace is not None,
+                fairness_surrogate=fairness_surrogate,  # type: ignore[arg-type]  # validated
             ),
             test_size=test_size,
             threads=threads,
@@ -380,6 +400,7 @@ def train_in_command(
             result = train_in_table(
                 frame, config, source=str(data), progress=message, on_epoch=on_epoch
             )
+        warn(too_small_warning(result.prepared.protected_summary(), min_group_size), quiet)
         if trace is not None:
             write_table_atomic(pd.DataFrame(result.outcome.trace), trace)
         exit_code = EXIT_OK if result.passed else EXIT_CONSTRAINTS_NOT_MET

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from froc_cli.core._errors import InputError
 
 __all__ = [
+    "FAIRNESS_CRITERIA",
     "MAX_SEED",
     "AttackKind",
     "AttackSpace",
     "AttackTarget",
     "DataSpec",
+    "FairnessCriterion",
+    "FairnessSurrogate",
     "Objective",
     "ThreatModel",
     "TrainConfig",
+    "check_fairness",
     "check_fraction",
     "check_learning_rate",
     "check_seed",
+    "check_surrogate",
 ]
 
 # numpy's generators take seeds below 2^32, and froc derives further seeds from the user's by
@@ -50,6 +55,25 @@ def check_fraction(value: float | None, option: str) -> None:
         raise InputError(f"{option} {value}: expected a number in [0, 1]")
 
 
+FairnessCriterion = Literal["parity", "opportunity", "odds"]
+FAIRNESS_CRITERIA: tuple[str, ...] = ("parity", "opportunity", "odds")
+
+
+def check_fairness(value: str, option: str = "--fairness") -> None:
+    """Refuse a fairness criterion froc does not know (see :mod:`froc_cli.core._fairness`)."""
+    if value not in FAIRNESS_CRITERIA:
+        raise InputError(f"{option} {value}: expected one of {', '.join(FAIRNESS_CRITERIA)}")
+
+
+FairnessSurrogate = Literal["smoothmax", "deviation"]
+
+
+def check_surrogate(value: str, option: str = "--fairness-surrogate") -> None:
+    """Refuse a fairness surrogate froc does not know."""
+    if value not in ("smoothmax", "deviation"):
+        raise InputError(f"{option} {value}: expected smoothmax or deviation")
+
+
 AttackKind = Literal["fgsm", "pgd"]
 AttackSpace = Literal["continuous", "valid"]
 AttackTarget = Literal["true", "predicted"]
@@ -57,10 +81,15 @@ AttackTarget = Literal["true", "predicted"]
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Which columns play which role, and how rows are cleaned.
+    """Which columns play which role, how rows are cleaned, and how groups are judged.
 
-    ``label=None`` takes the last column (as the paper's code does). ``protected_group=None``
-    takes the protected-attribute value with the lowest favourable rate as group a=0.
+    ``label=None`` takes the last column (as the paper's code does). ``protected`` names one
+    column, or several joined by commas (``sex,race``: the groups are their combined values).
+    ``protected_group`` binarises: those values (group a=0) against the rest. Without it, a
+    protected attribute with two values is binary as well (a=0: the value with the lower
+    favourable rate), and one with more values judges every group (see
+    :mod:`froc_cli.core._fairness`). ``fairness`` is the criterion S_B measures: ``parity``
+    (eq. 7), ``opportunity`` or ``odds``.
     """
 
     protected: str
@@ -71,10 +100,26 @@ class DataSpec:
     immutable: tuple[str, ...] = ()
     dropna: bool = False
     min_group_size: int = 30
+    fairness: FairnessCriterion = "parity"
 
     def __post_init__(self) -> None:
+        check_fairness(self.fairness)
         if self.min_group_size < 1:
             raise InputError(f"--min-group-size {self.min_group_size}: expected at least 1")
+
+    def to_dict(self) -> dict[str, object]:
+        """The spec as reports and model files record it: the criterion only when it is not
+        parity, so a parity run records what froc recorded before criteria existed (an absent
+        criterion reads as parity)."""
+        saved = asdict(self)
+        if saved["fairness"] == "parity":
+            del saved["fairness"]
+        return saved
+
+    @property
+    def protected_columns(self) -> tuple[str, ...]:
+        """The protected column, or the columns an intersection is formed from."""
+        return tuple(part.strip() for part in self.protected.split(","))
 
 
 @dataclass(frozen=True)
@@ -151,13 +196,18 @@ class Objective:
     """The training loss of eq. 10: BCE + lambda_F * F (eq. 13) + lambda_R * R (eq. 15).
 
     lambda_F = lambda_R = 0 is plain training; lambda_R > 0 regenerates FGSM or PGD examples
-    from the current parameters at every step.
+    from the current parameters at every step. ``fairness`` is the criterion F relaxes;
+    over more than two groups F is ``fairness_surrogate``: ``smoothmax`` (a soft largest gap)
+    or ``deviation`` (the sum of each group's gap to the overall rate); see
+    :func:`froc_cli.models.fairness_term`.
     """
 
     lambda_f: float = 0.0
     lambda_r: float = 0.0
     attack: AttackKind = "pgd"
     threat: ThreatModel = field(default_factory=ThreatModel)
+    fairness: FairnessCriterion = "parity"
+    fairness_surrogate: FairnessSurrogate = "smoothmax"
 
     def __post_init__(self) -> None:
         if not (self.lambda_f >= 0 and self.lambda_r >= 0):  # NaN too
@@ -166,3 +216,5 @@ class Objective:
             )
         if self.attack not in ("fgsm", "pgd"):
             raise InputError(f"--attack {self.attack}: expected fgsm or pgd")
+        check_fairness(self.fairness)
+        check_surrogate(self.fairness_surrogate)

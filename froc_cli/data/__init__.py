@@ -25,6 +25,7 @@ from froc_cli.data._splits import (
     SplitData,
     carve_validation,
     check_group_sizes,
+    judge_groups,
     split_indices,
     split_prepared,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "check_group_sizes",
     "encode_rows",
     "fit_encoder",
+    "judge_groups",
     "matches_value",
     "prepare_data",
     "split_indices",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from froc_cli.core._config import DataSpec
+from froc_cli.core._config import DataSpec, FairnessCriterion
 from froc_cli.core._errors import InputError
 
 __all__ = [
@@ -40,8 +40,12 @@ MAX_EXACT_MAGNITUDE = float(2**53)
 class PreparedData:
     """A validated table with its roles resolved.
 
-    ``y`` is 1 for the favourable outcome; ``a`` is 0 for the protected group and 1 for the rest
-    (the paper's convention). ``frame`` keeps the file's row positions as its index.
+    ``y`` is 1 for the favourable outcome. ``a`` codes the groups: binary (``group_names`` is
+    None), 0 for the protected group and 1 for the rest (the paper's convention); or one code
+    per group, ``group_names[code]`` its value (a protected attribute with more than two values
+    and no ``--protected-group``, or an intersection). A code of -1 marks a group too small to
+    judge (``too_small``: its name and the rows it had where it was judged), left out of every
+    fairness figure. ``frame`` keeps the file's row positions as its index.
     """
 
     source: str
@@ -56,6 +60,54 @@ class PreparedData:
     feature_columns: tuple[str, ...]
     immutable_columns: tuple[str, ...]
     dropped_rows: int
+    group_names: tuple[str, ...] | None = None
+    too_small: tuple[tuple[str, int], ...] = ()
+    fairness: FairnessCriterion = "parity"
+
+    @property
+    def binary(self) -> bool:
+        """True for the paper's two groups (a protected group and the rest)."""
+        return self.group_names is None
+
+    @property
+    def protected_columns(self) -> tuple[str, ...]:
+        """The protected column, or the columns of an intersection."""
+        if self.protected_column in self.frame.columns:
+            return (self.protected_column,)
+        return tuple(part.strip() for part in self.protected_column.split(","))
+
+    @property
+    def judging(self) -> dict[str, Any]:
+        """How decisions on these rows are judged: ``criterion`` and ``group_names``, the
+        keywords of :class:`froc_cli.metrics.Decisions` and ``attack_decisions``."""
+        return {"criterion": self.fairness, "group_names": self.group_names}
+
+    def protected_summary(self) -> dict[str, Any]:
+        """The ``protected`` block of every JSON report: the column and group a=0 (binary),
+        or the groups judged and those too small to judge; the criterion unless it is the
+        paper's parity between two groups (whose block is as it always was)."""
+        if self.group_names is None:
+            summary: dict[str, Any] = {
+                "column": self.protected_column,
+                "group_a0": list(self.protected_values),
+                "group_chosen_by_default": self.protected_group_defaulted,
+            }
+        else:
+            summary = {
+                "column": self.protected_column,
+                "groups": list(self.judged_group_names()),
+                "too_small": dict(self.too_small),
+            }
+        if self.group_names is not None or self.fairness != "parity":
+            summary["fairness"] = self.fairness
+        return summary
+
+    def judged_group_names(self) -> tuple[str, ...]:
+        """The names of the groups judged (every group but the too-small ones)."""
+        if self.group_names is None:
+            return ("protected", "unprotected")
+        small = {name for name, _ in self.too_small}
+        return tuple(name for name in self.group_names if name not in small)
 
     @property
     def n_rows(self) -> int:
@@ -73,8 +125,15 @@ class PreparedData:
             values.append(counts.index[int(np.argmax(counts.to_numpy()))])
         return values[0], values[1]
 
+    def describe_groups(self) -> str:
+        """Who is compared, for progress lines: ``protected group sex in {Female}`` (binary),
+        or ``every group of race (5 values)``."""
+        if self.group_names is not None:
+            return f"every group of {self.protected_column} ({len(self.group_names)} values)"
+        return f"protected group {self.describe_protected_group()}"
+
     def describe_protected_group(self) -> str:
-        """``sex in {Female}`` style description of group a=0."""
+        """``sex in {Female}`` style description of group a=0 (binary)."""
         values = ", ".join(self.protected_values)
         return f"{self.protected_column} in {{{values}}}"
 
@@ -305,9 +364,24 @@ def group_membership(series: pd.Series, values: Sequence[str]) -> tuple[np.ndarr
     return in_group, None
 
 
+INTERSECTION_JOIN = " & "
+
+
+def _protected_series(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """The protected attribute: one column, or the combined values of several
+    (``Female & Black``) named by the columns joined with commas."""
+    if len(columns) == 1:
+        return frame[columns[0]]
+    texts = [_text_values(frame[c]) for c in columns]
+    combined = [INTERSECTION_JOIN.join(parts) for parts in zip(*texts, strict=True)]
+    return pd.Series(combined, index=frame.index, dtype=object, name=",".join(columns))
+
+
 def _resolve_group(
     source: str, series: pd.Series, y: np.ndarray, requested: tuple[str, ...] | None
-) -> tuple[np.ndarray, tuple[str, ...], bool]:
+) -> tuple[np.ndarray, tuple[str, ...], bool, tuple[str, ...] | None]:
+    """Group codes ``a``, the protected values (binary), whether they were chosen by default,
+    and the group names (None: binary)."""
     column = series.name
     texts = pd.Series(_text_values(series), index=series.index, dtype=object)
     values = sorted(pd.unique(texts))
@@ -328,11 +402,14 @@ def _resolve_group(
                 f"{source}: --protected-group {','.join(requested)} covers every row of "
                 f"{column!r}; expected a group and the rest"
             )
-        return (~in_group).astype(np.float32), tuple(requested), False
+        return (~in_group).astype(np.float32), tuple(requested), False, None
+    if len(values) > 2:
+        codes = pd.Categorical(texts.to_numpy(), categories=values).codes
+        return codes.astype(np.float32), (), False, tuple(str(v) for v in values)
     rates = pd.Series(y).groupby(texts.to_numpy()).mean()
     lowest = str(rates.idxmin())
     in_group = (texts == lowest).to_numpy()
-    return (~in_group).astype(np.float32), (lowest,), True
+    return (~in_group).astype(np.float32), (lowest,), True, None
 
 
 def prepare_data(
@@ -351,13 +428,19 @@ def prepare_data(
     frame.columns = [str(c) for c in frame.columns]
     label = spec.label if spec.label is not None else str(frame.columns[-1])
     _require_columns(source, frame, [label], "--label")
-    _require_columns(source, frame, [spec.protected], "--protected")
+    protected_columns = spec.protected_columns
+    if spec.protected in frame.columns:  # a column whose own name holds a comma
+        protected_columns = (spec.protected,)
+    _require_columns(source, frame, list(protected_columns), "--protected")
     _require_columns(source, frame, list(spec.drop), "--drop")
     _require_columns(source, frame, list(spec.immutable), "--immutable")
     _require_columns(source, frame, list(exclude), "--predictions")
-    if label == spec.protected:
+    if label in protected_columns:
         raise InputError(f"{source}: column {label!r} cannot be both the label and protected")
-    for role, column in (("label", label), ("protected", spec.protected)):
+    if len(set(protected_columns)) < len(protected_columns):
+        raise InputError(f"{source}: --protected {spec.protected} names a column twice")
+    roles_checked = [("label", label)] + [("protected", c) for c in protected_columns]
+    for role, column in roles_checked:
         if column in spec.drop:
             raise InputError(f"{source}: --drop names the {role} column {column!r}")
         if column in exclude:
@@ -366,11 +449,11 @@ def prepare_data(
                 f"{source}: column {column!r} cannot be both the {role} and the --predictions "
                 f"column{hint}"
             )
-    roles = {label, spec.protected, *spec.drop, *exclude}
+    roles = {label, *protected_columns, *spec.drop, *exclude}
     features = [c for c in frame.columns if c not in roles]
     if not features:
         raise InputError(f"{source}: no feature columns left after label, protected and --drop")
-    used = [*features, label, spec.protected, *exclude]
+    used = [*features, label, *protected_columns, *exclude]
 
     n_before = len(frame)
     missing = frame[used].isna()
@@ -389,8 +472,8 @@ def prepare_data(
     _check_numeric_text(source, frame, features)
 
     y, positive = _encode_label(source, frame[label], spec.positive)
-    a, group_values, defaulted = _resolve_group(
-        source, frame[spec.protected], y, spec.protected_group
+    a, group_values, defaulted, group_names = _resolve_group(
+        source, _protected_series(frame, protected_columns), y, spec.protected_group
     )
     immutable = tuple(c for c in spec.immutable if c in features)
     return PreparedData(
@@ -406,4 +489,6 @@ def prepare_data(
         feature_columns=tuple(features),
         immutable_columns=immutable,
         dropped_rows=n_before - len(frame),
+        group_names=group_names,
+        fairness=spec.fairness,
     )

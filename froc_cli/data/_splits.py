@@ -4,7 +4,7 @@ train-in share."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ __all__ = [
     "SplitData",
     "carve_validation",
     "check_group_sizes",
+    "judge_groups",
     "split_indices",
     "split_prepared",
 ]
@@ -33,7 +34,9 @@ def split_indices(
     Falls back to stratifying by label alone when a (label, group) cell is too small to split.
     """
     positions = np.arange(len(y))
-    strata = (np.asarray(y) * 2 + np.asarray(a)).astype(int)
+    codes = np.asarray(a).astype(int)
+    # (label, group) cells; with the binary coding these are y * 2 + a, in the same order.
+    strata = np.asarray(y).astype(int) * (int(codes.max(initial=1)) + 2) + codes + 1
     for stratify in (strata, np.asarray(y).astype(int)):
         try:
             train, test = train_test_split(
@@ -48,9 +51,60 @@ def split_indices(
     )
 
 
+def judge_groups(
+    prepared: PreparedData, positions: np.ndarray | None, minimum: int, where: str
+) -> PreparedData:
+    """Decide which groups are judged, on the rows at ``positions`` (all when None).
+
+    Binary groups must both have ``minimum`` rows (:func:`check_group_sizes`). When every group
+    is judged, a group with fewer rows is too small: its rows are coded -1 (left out of every
+    fairness figure, kept for accuracy) and it is listed in ``too_small``; fewer than two
+    judged groups raise :class:`InsufficientDataError` naming them.
+    """
+    a = prepared.a if positions is None else prepared.a[positions]
+    if prepared.group_names is None:
+        check_group_sizes(prepared, a, minimum, where)
+        return prepared
+    counts = np.bincount(
+        np.asarray(a).astype(np.int64)[a >= 0], minlength=len(prepared.group_names)
+    )
+    small = [g for g, n in enumerate(counts) if n < max(minimum, 1)]
+    judged = len(prepared.group_names) - len(small)
+    if judged < 2:
+        smallest = sorted(small, key=lambda g: (counts[g], g))
+        listed = ", ".join(f"{prepared.group_names[g]!r} ({counts[g]})" for g in smallest[:8])
+        more = f", ... ({len(small)} groups)" if len(small) > 8 else ""
+        raise InsufficientDataError(
+            f"{prepared.source}: {judged} group(s) of {prepared.protected_column!r} have "
+            f"--min-group-size {minimum} rows {where}, fewer than the two a fairness figure "
+            f"compares; too little data to judge (too small: {listed}{more}); lower "
+            "--min-group-size or compare one group with the rest: --protected-group "
+            "VALUE[,VALUE...]"
+        )
+    if not small:
+        return prepared
+    codes = prepared.a.copy()
+    codes[np.isin(codes, small)] = -1
+    return replace(
+        prepared,
+        a=codes,
+        too_small=tuple((prepared.group_names[g], int(counts[g])) for g in small),
+    )
+
+
 def check_group_sizes(prepared: PreparedData, a: np.ndarray, minimum: int, where: str) -> None:
     """Raise :class:`InsufficientDataError` when a group has fewer than ``minimum`` rows (an
-    empty group always: with no rows there is nothing to judge, whatever ``minimum`` says)."""
+    empty group always: with no rows there is nothing to judge, whatever ``minimum`` says).
+    When every group is judged, fewer than two groups with ``minimum`` rows raise."""
+    if prepared.group_names is not None:
+        codes = np.asarray(a).astype(np.int64)
+        counts = np.bincount(codes[codes >= 0], minlength=len(prepared.group_names))
+        if int((counts >= max(minimum, 1)).sum()) < 2:
+            raise InsufficientDataError(
+                f"{prepared.source}: fewer than two groups of {prepared.protected_column!r} "
+                f"have {max(minimum, 1)} rows {where}; too little data to judge"
+            )
+        return
     described_group = prepared.describe_protected_group()
     for group, described in (
         (0, f"protected group {described_group}"),
@@ -98,7 +152,7 @@ def split_prepared(
     train-in, so both see the same split for the same seed)."""
     resolved = resolve_device(device)
     train_pos, test_pos = split_indices(prepared.y, prepared.a, test_size=test_size, seed=seed)
-    check_group_sizes(prepared, prepared.a[test_pos], min_group_size, "in the test split")
+    prepared = judge_groups(prepared, test_pos, min_group_size, "in the test split")
     encoder = fit_encoder(
         prepared.frame.iloc[train_pos], prepared.feature_columns, prepared.immutable_columns
     )

@@ -37,13 +37,22 @@ _TRANSFER_SEED_OFFSET = 1000
 
 
 def fold_ids(y: np.ndarray, a: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Fold of every row (0..folds-1): seeded, stratified by label x group."""
-    strata = (np.asarray(y).astype(int) * 2 + np.asarray(a).astype(int)).astype(int)
-    counts = np.bincount(strata, minlength=4)
+    """Fold of every row (0..folds-1): seeded, stratified by label x group (group codes as
+    :class:`froc_cli.data.PreparedData` has them; -1, the groups too small to judge, is one
+    more cell)."""
+    codes = np.asarray(a).astype(int)
+    width = int(codes.max(initial=1)) + 2  # binary: cells y * 3 + a + 1, in y * 2 + a's order
+    strata = np.asarray(y).astype(int) * width + codes + 1
+    # Every (label, group) cell, an empty one too (binary: both groups always).
+    groups = np.union1d(codes, (0, 1)) if np.isin(codes, (0, 1)).all() else np.unique(codes)
+    present = np.array([label * width + g + 1 for label in (0, 1) for g in groups])
+    counts = np.array([int((strata == cell).sum()) for cell in present])
     if (counts < folds).any():
-        cell = int(np.argmin(counts))
+        cell = int(present[int(np.argmin(counts))])
+        group = cell % width - 1
+        where = "the groups too small to judge" if group < 0 else f"group a={group}"
         raise InsufficientDataError(
-            f"the rows with label {cell // 2} in group a={cell % 2} number {int(counts[cell])}, "
+            f"the rows with label {cell // width} in {where} number {int(counts.min())}, "
             f"fewer than --folds {folds}; too little data to cross-fit"
         )
     ids = np.zeros(len(strata), dtype=np.int64)
@@ -140,6 +149,7 @@ def crossfit_panel(
     transfer_source: str = "mlp:64",
     flip_scale: float | None = None,
     progress: Callable[[str], None] | None = None,
+    criterion: str = "parity",
 ) -> PanelEstimate:
     """Cross-fitted figures of every panel model trained plainly on ``plan``'s edited rows
     (see the module docstring). ``y`` are the original labels. With ``flip_scale``, each
@@ -160,14 +170,16 @@ def crossfit_panel(
         labels = (
             None
             if flip_scale is None
-            else refit_flips(x, y, a, plan, keep, flip_scale=flip_scale, seed=seed + fold)
+            else refit_flips(
+                x, y, a, plan, keep, flip_scale=flip_scale, seed=seed + fold, criterion=criterion
+            )
         )
         train_x, train_y, _ = plan.training_rows(x, a, keep, labels)
         for name in panel:
             member = fit_panel_member(name, train_x, train_y, seed=seed + fold)
             figures = measure_panel_member(
                 member, x[held], y[held], groups[~keep],
-                space=space, threat=threat, transfer_x=transfer,
+                space=space, threat=threat, transfer_x=transfer, criterion=criterion,
             )  # fmt: skip
             results[name].append(figures)
             if progress is not None:

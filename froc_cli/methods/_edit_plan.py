@@ -51,7 +51,7 @@ from froc_cli.methods._influence import (
 )
 from froc_cli.methods._panel import fit_panel_member
 from froc_cli.metrics._evaluate import attack_in_chunks
-from froc_cli.metrics._rules import parity_flip_count
+from froc_cli.metrics._rules import parity_flip_quotas
 from froc_cli.models._nets import build_model, parse_model_spec
 from froc_cli.models._training import train_model
 
@@ -143,10 +143,13 @@ def _choose_flips(
     y: torch.Tensor,
     a: torch.Tensor,
     copies: tuple[torch.Tensor, np.ndarray],
-    pairs: int,
+    quotas: dict[int, tuple[int, int]],
     seed: int,
+    criterion: str = "parity",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Algorithm 1, lines 10-16: the ``pairs`` best promotions and demotions by eq. 21.
+    """Algorithm 1, lines 10-16: each group's quota of promotions and demotions
+    (:func:`_flip_quotas`), the best by eq. 21 for ``criterion``'s F (binary: the ``pairs``
+    best promotions in group 0 and demotions in group 1).
 
     The logistic surrogate is fitted to the rows *and* their adversarial copies (what the
     trainer fits), and a row's flip carries its copies' flips with it: their predicted
@@ -157,19 +160,30 @@ def _choose_flips(
     train_y = torch.cat([y, y[torch.as_tensor(sources, device=x.device)]])
     surrogate = fit_panel_member("lr", train_x, train_y, seed=seed).network
     assert surrogate is not None
-    influence = compute_flip_influence(surrogate, train_x, train_y, x, y, a)
+    influence = compute_flip_influence(surrogate, train_x, train_y, x, y, a, criterion=criterion)
     n = len(y)
     delta = _sum_with_copies(influence.delta_fairness.cpu().numpy(), n, sources)
     loss = _sum_with_copies(influence.delta_loss.cpu().numpy(), n, sources)
     score = fairness_accuracy_score(delta, loss, influence.loss_scale)
     labels, groups = y.cpu().numpy(), a.cpu().numpy()
     chosen = []
-    for group, label in ((0, 0.0), (1, 1.0)):
-        side = np.flatnonzero((groups == group) & (labels == label))
-        chosen.append(side[np.argsort(score[side], kind="stable")[:pairs]])
-    flipped = np.concatenate(chosen)
+    for group, (promote, demote) in quotas.items():
+        for label, count in ((0.0, promote), (1.0, demote)):
+            if count:
+                side = np.flatnonzero((groups == group) & (labels == label))
+                chosen.append(side[np.argsort(score[side], kind="stable")[:count]])
+    flipped = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
     flipped = flipped[np.argsort(score[flipped], kind="stable")]
     return flipped, score[flipped], delta[flipped]
+
+
+def _flip_quotas(y: torch.Tensor, a: torch.Tensor, flip_scale: float) -> dict[int, tuple[int, int]]:
+    """Each group's promotions and demotions: ``flip_scale`` times the parity count
+    (:func:`froc_cli.metrics.parity_flip_quotas`), rounded."""
+    quotas = parity_flip_quotas(y.cpu().numpy(), a.cpu().numpy())
+    return {
+        g: (round(flip_scale * up), round(flip_scale * down)) for g, (up, down) in quotas.items()
+    }
 
 
 def _sum_with_copies(effects: np.ndarray, n: int, sources: np.ndarray) -> np.ndarray:
@@ -186,7 +200,9 @@ def _addition_order(
     """Rows to copy: ``share`` of every (group, label) cell, smallest I_U first, interleaved
     so that each round's slice keeps the cells' proportions."""
     picks, keys = [], []
-    for group in (0, 1):
+    # Binary: groups 0 and 1 (an empty one too); else every code, -1 (too small) included.
+    codes = np.union1d(groups, (0, 1)) if np.isin(groups, (0, 1)).all() else np.unique(groups)
+    for group in codes:
         for label in (0, 1):
             cell = np.flatnonzero((groups == group) & (labels == label))
             take = cell[np.argsort(influence[cell], kind="stable")][: round(share * len(cell))]
@@ -257,13 +273,15 @@ def plan_edits(
     threat: ThreatModel,
     settings: EditSettings,
     seed: int,
+    criterion: str = "parity",
 ) -> EditPlan:
-    """FRoC-PRE's edits of the rows ``(x, y, a)`` (labels 1 favourable, group 0 protected)."""
+    """FRoC-PRE's edits of the rows ``(x, y, a)`` (labels 1 favourable; groups coded as
+    :class:`froc_cli.data.PreparedData` codes them), the flips ranked for ``criterion``."""
     # Additions first (crafted against the original labels), then the flips chosen on the
     # rows and copies together: a copy's label follows its source's flip.
     added_x, sources, rounds, influence = _craft_additions(x, y, a, space, threat, settings, seed)
-    pairs = round(settings.flip_scale * parity_flip_count(y.cpu().numpy(), a.cpu().numpy()))
-    flipped, score, delta = _choose_flips(x, y, a, (added_x, sources), pairs, seed)
+    quotas = _flip_quotas(y, a, settings.flip_scale)
+    flipped, score, delta = _choose_flips(x, y, a, (added_x, sources), quotas, seed, criterion)
     labels = y.cpu().numpy().astype(np.int8).copy()
     labels[flipped] = 1 - labels[flipped]
     return EditPlan(
@@ -287,6 +305,7 @@ def refit_flips(
     *,
     flip_scale: float,
     seed: int,
+    criterion: str = "parity",
 ) -> np.ndarray:
     """Every row's label after flips chosen as :func:`plan_edits` chooses them, but from the
     rows in the boolean mask ``keep`` and their copies alone (the count from those rows'
@@ -304,11 +323,12 @@ def refit_flips(
     position[rows] = np.arange(len(rows))
     index = torch.as_tensor(rows, device=x.device)
     kept_y, kept_a = y[index], a[index]
-    pairs = round(flip_scale * parity_flip_count(kept_y.cpu().numpy(), kept_a.cpu().numpy()))
+    quotas = _flip_quotas(kept_y, kept_a, flip_scale)
     copy_x = plan.added_x[torch.as_tensor(copies, device=x.device)]
     flipped, _, _ = _choose_flips(
-        x[index], kept_y, kept_a, (copy_x, position[plan.added_source[copies]]), pairs, seed
-    )
+        x[index], kept_y, kept_a, (copy_x, position[plan.added_source[copies]]), quotas, seed,
+        criterion,
+    )  # fmt: skip
     labels = y.cpu().numpy().astype(np.int8).copy()
     labels[rows[flipped]] = 1 - labels[rows[flipped]]
     return labels

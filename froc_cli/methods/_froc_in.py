@@ -59,9 +59,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from froc_cli.attacks import FeatureSpace, make_attack
-from froc_cli.core._config import AttackKind, Objective, ThreatModel, TrainConfig
+from froc_cli.core._config import (
+    AttackKind,
+    FairnessCriterion,
+    FairnessSurrogate,
+    Objective,
+    ThreatModel,
+    TrainConfig,
+    check_fairness,
+    check_surrogate,
+)
 from froc_cli.core._device import flushing_denormals
 from froc_cli.core._errors import InputError
+from froc_cli.core._fairness import active_pair, gap_standard_error
 from froc_cli.data._encoder import TabularEncoder
 from froc_cli.data._rows import EncodedRows
 from froc_cli.metrics import _scores as m
@@ -74,7 +84,7 @@ from froc_cli.metrics._rules import (
     tightened_robustness_threshold,
 )
 from froc_cli.models._nets import TabularNet, build_model
-from froc_cli.models._training import EpochStats, fairness_gap, predict_logits, train_model
+from froc_cli.models._training import EpochStats, fairness_term, predict_logits, train_model
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -129,6 +139,8 @@ class FrocInConfig:
     max_trials: int = 16
     search_budget_s: float | None = None
     trace: bool = False
+    fairness: FairnessCriterion = "parity"
+    fairness_surrogate: FairnessSurrogate = "smoothmax"
 
     def __post_init__(self) -> None:
         for name in ("lambda_f", "lambda_r"):
@@ -162,6 +174,8 @@ class FrocInConfig:
             raise InputError(f"--search-budget {self.search_budget_s}: expected seconds > 0")
         if self.max_trials < 1:
             raise InputError(f"--max-fits {self.max_trials}: expected at least 1")
+        check_fairness(self.fairness)
+        check_surrogate(self.fairness_surrogate)
 
     @property
     def free_f(self) -> bool:
@@ -189,7 +203,10 @@ class ValidationScore:
     """A model scored on the validation rows (decisions at logit > 0, PGD of the threat model).
 
     ``rarer_share`` is the share of rows given the rarer decision; ``objective`` is eq. 10 on
-    the validation rows with the lambdas of the fit that produced the model.
+    the validation rows with the lambdas of the fit that produced the model. ``bias_score`` is
+    the fit's criterion; the ``*_protected`` and ``*_unprotected`` figures are the two groups
+    whose gap it is (binary parity: the protected group and the rest; otherwise the highest
+    and the lowest group of the rate that differs most), which give its standard error.
     """
 
     accuracy: float
@@ -225,9 +242,11 @@ class ValidationScore:
 
     def bias_se(self) -> float:
         """Binomial standard error of S_B."""
-        p0, p1 = self.favourable_rate_protected, self.favourable_rate_unprotected
-        return math.sqrt(
-            p0 * (1 - p0) / max(self.n_protected, 1) + p1 * (1 - p1) / max(self.n_unprotected, 1)
+        return gap_standard_error(
+            self.favourable_rate_protected,
+            self.n_protected,
+            self.favourable_rate_unprotected,
+            self.n_unprotected,
         )
 
     def robustness_se(self) -> float:
@@ -340,7 +359,15 @@ def score_validation(
     logits_adv = logits_pgd if x_train_attack is x_pgd else predict_logits(model, x_train_attack)
     with torch.no_grad():
         bce = float(F.binary_cross_entropy_with_logits(logits, rows.y))
-        fairness = float(fairness_gap(torch.sigmoid(logits), rows.a))
+        fairness = float(
+            fairness_term(
+                torch.sigmoid(logits),
+                rows.y,
+                rows.a,
+                objective.fairness,
+                objective.fairness_surrogate,
+            )
+        )
         robustness_loss = float(F.binary_cross_entropy_with_logits(logits_adv, rows.y))
     model.train(was_training)
     y = rows.y.cpu().numpy().astype(np.int8)
@@ -348,10 +375,20 @@ def score_validation(
     pred = (logits > 0).cpu().numpy().astype(np.int8)
     pred_pgd = (logits_pgd > 0).cpu().numpy().astype(np.int8)
     positive_share = float(pred.mean()) if len(pred) else 0.0
+    bias = m.criterion_score(pred, y, a, objective.fairness)
+    if objective.fairness == "parity" and bool(np.isin(a, (0, 1)).all()):
+        pair = (
+            m.favourable_rate(pred, a, 0),
+            int((a == 0).sum()),
+            m.favourable_rate(pred, a, 1),
+            int((a == 1).sum()),
+        )
+    else:
+        pair = active_pair(pred, y, a, objective.fairness)
     return ValidationScore(
         accuracy=m.accuracy(pred, y),
         majority_floor=m.majority_floor(y),
-        bias_score=m.bias_score(pred, a),
+        bias_score=bias,
         robustness_pgd=m.robustness_score(pred_pgd, y),
         rarer_share=min(positive_share, 1.0 - positive_share),
         bce=bce,
@@ -359,10 +396,10 @@ def score_validation(
         robustness_loss=robustness_loss,
         objective=bce + objective.lambda_f * fairness + objective.lambda_r * robustness_loss,
         n_rows=len(y),
-        n_protected=int((a == 0).sum()),
-        n_unprotected=int((a == 1).sum()),
-        favourable_rate_protected=m.favourable_rate(pred, a, 0),
-        favourable_rate_unprotected=m.favourable_rate(pred, a, 1),
+        n_protected=pair[1],
+        n_unprotected=pair[3],
+        favourable_rate_protected=pair[0],
+        favourable_rate_unprotected=pair[2],
     )
 
 
@@ -402,7 +439,12 @@ def _run_fit(
     config = ctx.config
     index = len(ctx.trials)
     objective = Objective(
-        lambda_f=lambda_f, lambda_r=lambda_r, attack=config.attack, threat=config.threat
+        lambda_f=lambda_f,
+        lambda_r=lambda_r,
+        attack=config.attack,
+        threat=config.threat,
+        fairness=config.fairness,
+        fairness_surrogate=config.fairness_surrogate,
     )
     started = time.perf_counter()
     best: dict[str, Any] = {}
@@ -666,7 +708,11 @@ def fit_froc_in(
     # fit, so every checkpoint is ranked against the same targets.
     if config.delta_f is not None:
         ctx.target_f = tightened_bias_threshold(
-            config.delta_f, y=val.y_numpy, a=val.a_numpy, margin=config.margin
+            config.delta_f,
+            y=val.y_numpy,
+            a=val.a_numpy,
+            margin=config.margin,
+            criterion=config.fairness,
         )
     if config.delta_r is not None:
         ctx.target_r = tightened_robustness_threshold(

@@ -95,7 +95,7 @@ from froc_cli.core._version import environment_versions
 from froc_cli.data._dataset import PreparedData, prepare_data
 from froc_cli.data._encoder import TabularEncoder, fit_encoder
 from froc_cli.data._rows import EncodedRows, encode_rows
-from froc_cli.data._splits import carve_validation, check_group_sizes, split_indices
+from froc_cli.data._splits import carve_validation, check_group_sizes, judge_groups, split_indices
 from froc_cli.methods._influence import (
     compute_addition_influence,
     compute_augment_influence,
@@ -490,7 +490,7 @@ def measure_target(
     metrics = {
         "accuracy": m.accuracy(pred, test.y_numpy),
         "majority_floor": m.majority_floor(test.y_numpy),
-        "bias_score": m.bias_score(pred, test.a_numpy),
+        "bias_score": m.criterion_score(pred, test.y_numpy, test.a_numpy, config.data.fairness),
     }
     for kind, source in (("whitebox", target), ("transfer", twin)):
         for name, variant in threat_variants(config.threat).items():
@@ -515,6 +515,7 @@ def _validation_score(
     threat: ThreatModel,
     round_no: int,
     state: _State,
+    criterion: str = "parity",
 ) -> RoundRecord:
     """Algorithm 1, line 6: S_B (eq. 7) and S_R (eq. 8, PGD crafted on ``attacker``) of
     ``surrogate`` on the validation rows, with its accuracy and the edits so far."""
@@ -522,7 +523,7 @@ def _validation_score(
     x_adv = pgd_examples(attacker, val.x, val.y, space, threat)
     return RoundRecord(
         round=round_no,
-        bias_score=m.bias_score(pred, val.a_numpy),
+        bias_score=m.criterion_score(pred, val.y_numpy, val.a_numpy, criterion),
         robustness=m.robustness_score(_decisions(surrogate, x_adv), val.y_numpy),
         accuracy=m.accuracy(pred, val.y_numpy),
         degenerate=is_degenerate_decisions(pred, val.y_numpy),
@@ -568,7 +569,7 @@ def _prepare_run(frame: pd.DataFrame, config: PreprocessConfig, source: str) -> 
     rest, test_pos = split_indices(prepared.y, prepared.a, test_size=config.test_size, seed=seed)
     edit_pos, val_pos = carve_validation(prepared, rest, val_size=config.val_size, seed=seed)
     minimum = config.data.min_group_size
-    check_group_sizes(prepared, prepared.a[test_pos], minimum, "in the test split")
+    prepared = judge_groups(prepared, test_pos, minimum, "in the test split")
     check_group_sizes(prepared, prepared.a[val_pos], minimum, "in the validation split")
     encoder = fit_encoder(
         prepared.frame.iloc[edit_pos], prepared.feature_columns, prepared.immutable_columns
@@ -589,7 +590,11 @@ def _prepare_run(frame: pd.DataFrame, config: PreprocessConfig, source: str) -> 
         max_adds=math.floor(config.max_augment_frac * n_edit),
         targets=(
             tightened_bias_threshold(
-                config.delta_f, y=val.y_numpy, a=val.a_numpy, margin=config.margin
+                config.delta_f,
+                y=val.y_numpy,
+                a=val.a_numpy,
+                margin=config.margin,
+                criterion=config.data.fairness,
             ),
             tightened_robustness_threshold(
                 config.delta_r, n_rows=len(val.y_numpy), margin=config.margin
@@ -690,8 +695,9 @@ def _run_rounds(run: _Run, state: _State, progress: ProgressCallback) -> _Rounds
         surrogates.fit(data, round_no)
         surrogate = surrogates.models[0]
         record = _validation_score(
-            surrogate, surrogates.models[-1], run.val, run.space, config.threat, round_no, state
-        )
+            surrogate, surrogates.models[-1], run.val, run.space, config.threat, round_no, state,
+            config.data.fairness,
+        )  # fmt: skip
         stop = _stop_if_met(run, state, rounds, data, record, progress)
         if stop is None:
             stop = _edit_round(run, state, surrogate, data, record, rounds, rng)
@@ -728,8 +734,9 @@ def _stop_if_met(
     if config.robustness == "transfer":
         fresh.append(_fit_target(config, n_features, run.space, data, config.train.seed + 1))
     check = _validation_score(
-        fresh[0], fresh[-1], run.val, run.space, config.threat, round_no, state
-    )
+        fresh[0], fresh[-1], run.val, run.space, config.threat, round_no, state,
+        config.data.fairness,
+    )  # fmt: skip
     rounds.checks.append(check)
     progress(
         f"round {round_no}: surrogate S_B {record.bias_score:.4f} S_R "
@@ -986,6 +993,7 @@ def _target_notes(config: PreprocessConfig, target: TargetReport) -> tuple[str, 
 
 def _settings(config: PreprocessConfig, device: str) -> dict[str, Any]:
     settings = asdict(config)
+    settings["data"] = config.data.to_dict()
     settings["train"]["device"] = device
     settings["threads"] = torch.get_num_threads()
     settings["threat"]["pgd_step_size"] = config.threat.pgd_step_size
@@ -1017,6 +1025,7 @@ def _flip_round(
         val.y,
         torch.as_tensor(val.a_numpy, device=val.x.device),
         params=config.influence_params,
+        criterion=config.data.fairness,
     )
     n = len(state.y)
     n_first_added = n + len(val.y_numpy)  # training rows: editable, validation, added
@@ -1147,6 +1156,7 @@ def _augment_round(
                 val.y,
                 torch.as_tensor(val.a_numpy, device=device),
                 params=config.influence_params,
+                criterion=config.data.fairness,
             )
             .delta_fairness.cpu()
             .numpy(),

@@ -44,6 +44,19 @@ so the two linear systems are solved once and every row costs one inner product.
 ``F = |mean_{a=0} sigmoid(f) - mean_{a=1} sigmoid(f)|`` on ``(X_eval, a_eval)``; its
 gradient is ``sign(D) grad D`` for the signed gap D (zero when D is exactly zero).
 
+Other criteria and many groups
+------------------------------
+With a criterion (parity, opportunity, odds; :mod:`froc_cli.core._fairness`) over many
+groups, F is the largest gap between two judged groups' mean probabilities on the criterion's
+rows (all rows, y = 1, or the worse of y = 1 and y = 0). Where one pair (g, h) and one rate
+give that largest gap strictly, F equals that pair's difference in a neighbourhood of the
+parameters, so its gradient (Danskin) is that of ``D = sum_i c_i sigmoid(f(x_i))`` with
+``c_i = 1/n_g`` on g's rows of that rate, ``-1/n_h`` on h's and 0 elsewhere
+(:func:`froc_cli.core._fairness.gap_coefficients`, the active pair chosen on the current
+probabilities). Everything above then holds with that c: eq. 14 is the binary parity case.
+A flip that changes which pair is largest is predicted to first order only up to that change;
+the tests check the prediction against retraining where the pair stays.
+
 Numerics: all returned tensors are float64 on the device of the model's parameters. The
 last-layer paths run the model in its own dtype and do the algebra in float64 (the Hessian
 solve can be ill-conditioned, and at h+1 unknowns float64 costs little); the all-parameter
@@ -70,6 +83,8 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
+
+from froc_cli.core._fairness import gap_coefficients
 
 __all__ = [
     "AdditionInfluence",
@@ -161,6 +176,7 @@ def compute_flip_influence(
     cg_iters: int = 50,
     cg_tol: float = 1e-6,
     curvature: Curvature = "auto",
+    criterion: str = "parity",
 ) -> FlipInfluence:
     """Predict how flipping each training label changes bias and loss (eqs. 17-21).
 
@@ -176,7 +192,8 @@ def compute_flip_influence(
         y_train: training labels ``(n,)`` of 0/1 (1 = favourable).
         X_eval: evaluation features ``(m, d)`` on which F and L_U are measured.
         y_eval: evaluation labels ``(m,)`` of 0/1.
-        a_eval: evaluation group ``(m,)`` of 0/1, 0 = protected; both groups must occur.
+        a_eval: evaluation group codes ``(m,)``: 0/1 (0 = protected; both must occur), or
+            one code per group with -1 for rows not judged (at least two judged groups).
         sample_weight: optional non-negative training weights ``(n,)``.
         params: ``"last"`` uses the parameters of the last ``nn.Linear`` only (closed-form
             Hessian ``H = sum_i (w_i/W) p_i (1 - p_i) z_i z_i^T + damping I`` with
@@ -192,6 +209,8 @@ def compute_flip_influence(
         curvature: which H to invert with ``params="all"`` (:func:`_flip_all_params`):
             ``"hessian"``, ``"gauss-newton"``, or ``"auto"`` (the Hessian, falling back to
             Gauss-Newton if the damped Hessian turns out not to be positive definite).
+        criterion: what F measures (see "Other criteria and many groups" above); with
+            binary groups and ``"parity"`` it is eq. 14's gap.
 
     Returns:
         A :class:`FlipInfluence` of float64 tensors on the model's device.
@@ -214,6 +233,7 @@ def compute_flip_influence(
         cg_iters=cg_iters,
         cg_tol=cg_tol,
         curvature=curvature,
+        criterion=criterion,
     )
     # u_f[j] = <grad f(x_j), v_F> already carries sign(D); the flip direction and weight
     # turn it into the predicted change (see the derivation above).
@@ -295,6 +315,7 @@ def compute_addition_influence(
     cg_iters: int = 50,
     cg_tol: float = 1e-6,
     curvature: Curvature = "auto",
+    criterion: str = "parity",
 ) -> AdditionInfluence:
     """Predict how adding each row ``(X_add[j], y_add[j])`` changes bias and loss.
 
@@ -343,6 +364,7 @@ def compute_addition_influence(
         cg_iters=cg_iters,
         cg_tol=cg_tol,
         curvature=curvature,
+        criterion=criterion,
     )
     with _eval_mode(model), torch.no_grad():
         logits = model(X_add.to(device=device, dtype=dtype)).reshape(-1).to(torch.float64)
@@ -368,6 +390,7 @@ def _row_directions(
     cg_iters: int,
     cg_tol: float,
     curvature: Curvature,
+    criterion: str = "parity",
 ) -> tuple[torch.Tensor, torch.Tensor, float, str, float | None, torch.Tensor, torch.Tensor]:
     """Validate the inputs and solve for ``u[j] = <grad f(x_j), H^-1 grad F>`` (and L_U).
 
@@ -394,13 +417,8 @@ def _row_directions(
         raise ValueError(f"X_eval has {X_eval.shape[1]} columns but X_train has {X_train.shape[1]}")
     y_tr = _binary_vector(y_train, n, "y_train", device)
     y_ev = _binary_vector(y_eval, m, "y_eval", device)
-    a_ev = _binary_vector(a_eval, m, "a_eval", device)
     w_norm = _normalised_weights(sample_weight, n, device)
-    n_protected = int((a_ev == 0).sum().item())
-    if n_protected == 0 or n_protected == m:
-        raise ValueError("a_eval must contain rows of both groups (a=0 and a=1)")
-    # Coefficients of the signed gap D = mean_{a=0} p - mean_{a=1} p (the c_i of eq. 14).
-    c = torch.where(a_ev == 0, 1.0 / n_protected, -1.0 / (m - n_protected))
+    c = _gap_coefficients(model, X_eval, y_ev, a_eval, m, criterion, device)
 
     with _eval_mode(model), torch.no_grad():
         if params == "last":
@@ -903,6 +921,37 @@ def _check_features(X: torch.Tensor, name: str) -> int:
     if not X.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {X.dtype}")
     return int(X.shape[0])
+
+
+def _gap_coefficients(
+    model: nn.Module,
+    X_eval: torch.Tensor,
+    y_ev: torch.Tensor,
+    a_eval: torch.Tensor,
+    m: int,
+    criterion: str,
+    device: torch.device,
+) -> torch.Tensor:
+    """The c_i of the signed gap D = sum_i c_i sigmoid(f(x_i)) whose gradient is F's."""
+    if criterion == "parity" and bool(((a_eval == 0) | (a_eval == 1)).all()):
+        a_ev = _binary_vector(a_eval, m, "a_eval", device)
+        n_protected = int((a_ev == 0).sum().item())
+        if n_protected == 0 or n_protected == m:
+            raise ValueError("a_eval must contain rows of both groups (a=0 and a=1)")
+        # D = mean_{a=0} p - mean_{a=1} p (the c_i of eq. 14).
+        return torch.where(a_ev == 0, 1.0 / n_protected, -1.0 / (m - n_protected))
+    if not isinstance(a_eval, torch.Tensor) or a_eval.ndim != 1 or a_eval.shape[0] != m:
+        raise ValueError(f"a_eval must be a 1-D tensor of length {m}")
+    codes = a_eval.detach().cpu().numpy()
+    if not (np.equal(np.mod(codes, 1), 0).all() and (codes >= -1).all()):
+        raise ValueError("a_eval must hold group codes 0, 1, ... (and -1 for rows not judged)")
+    if len(np.unique(codes[codes >= 0])) < 2:
+        raise ValueError("a_eval must contain rows of at least two judged groups")
+    with _eval_mode(model), torch.no_grad():
+        _, dtype = _model_device_dtype(model)
+        probs = torch.sigmoid(model(X_eval.to(device=device, dtype=dtype)).reshape(-1))
+    c = gap_coefficients(probs.double().cpu().numpy(), y_ev.cpu().numpy(), codes, criterion)
+    return torch.as_tensor(c, dtype=torch.float64, device=device)
 
 
 def _binary_vector(v: torch.Tensor, n: int, name: str, device: torch.device) -> torch.Tensor:

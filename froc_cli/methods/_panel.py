@@ -28,6 +28,7 @@ from torch import nn
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import Objective, ThreatModel, TrainConfig
 from froc_cli.core._errors import InputError
+from froc_cli.core._fairness import active_pair, gap_standard_error
 from froc_cli.metrics import _scores as m
 from froc_cli.metrics._evaluate import pgd_examples, threat_variants
 from froc_cli.models._nets import build_model, parse_model_spec
@@ -134,8 +135,10 @@ def measure_panel_member(
     space: FeatureSpace,
     threat: ThreatModel,
     transfer_x: Mapping[str, torch.Tensor],
+    criterion: str = "parity",
 ) -> dict[str, Any]:
-    """Accuracy, majority floor, S_B (eq. 7) and S_R (eq. 8) of ``member`` on ``(x, y, a)``.
+    """Accuracy, majority floor, S_B (eq. 7; ``criterion`` over the judged groups of ``a``)
+    and S_R (eq. 8) of ``member`` on ``(x, y, a)``.
 
     White-box S_R (``robustness_whitebox_<space>``) attacks the member's own gradient in each
     space of :func:`threat_variants`; transfer S_R (``robustness_transfer_<space>``) replays
@@ -144,16 +147,21 @@ def measure_panel_member(
     labels = y.cpu().numpy().astype(np.int8)
     pred = member.decisions(x)
     share = float(pred.mean()) if len(pred) else 0.0
+    binary_parity = criterion == "parity" and bool(np.isin(a, (0, 1)).all())
     figures: dict[str, Any] = {
         "rows": len(labels),
         "accuracy": m.accuracy(pred, labels),
         "majority_floor": m.majority_floor(labels),
-        "bias_score": m.bias_score(pred, a),
+        "bias_score": m.criterion_score(pred, labels, a, criterion),
         "rarer_decision_share": min(share, 1.0 - share),
     }
     errors = {
         "accuracy": _share_error(figures["accuracy"], len(labels)),
-        "bias_score": _bias_error(pred, np.asarray(a)),
+        "bias_score": (
+            _bias_error(pred, np.asarray(a))
+            if binary_parity
+            else gap_standard_error(*active_pair(pred, labels, a, criterion))
+        ),
     }
     for variant, variant_threat in threat_variants(threat).items():
         keys = []

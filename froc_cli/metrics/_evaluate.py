@@ -12,6 +12,7 @@ from torch import nn
 from froc_cli.attacks import FeatureSpace, make_attack
 from froc_cli.core._config import ThreatModel
 from froc_cli.core._device import flushing_denormals
+from froc_cli.core._fairness import FAIRNESS_CRITERIA, criterion_gap
 from froc_cli.metrics import _scores as m
 from froc_cli.models._training import predict_logits
 
@@ -65,13 +66,26 @@ def threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:
 
 @dataclass(frozen=True)
 class Decisions:
-    """Binary decisions of one model on one evaluation set, clean and under attack."""
+    """Binary decisions of one model on one evaluation set, clean and under attack.
+
+    ``a`` codes the groups (see :class:`froc_cli.data.PreparedData`): binary when
+    ``group_names`` is None, else ``group_names[code]`` (-1: too small, not judged).
+    ``criterion`` is what ``bias_score`` measures (:mod:`froc_cli.core._fairness`).
+    """
 
     y: np.ndarray
     a: np.ndarray
     pred: np.ndarray
     pred_fgsm: np.ndarray | None = None
     pred_pgd: np.ndarray | None = None
+    criterion: str = "parity"
+    group_names: tuple[str, ...] | None = None
+
+    @property
+    def extended(self) -> bool:
+        """Every criterion and TPR/FPR per group are reported (all but the paper's binary
+        parity, whose figures keep the keys they always had)."""
+        return self.group_names is not None or self.criterion != "parity"
 
 
 @dataclass(frozen=True)
@@ -91,8 +105,12 @@ def attack_decisions(
     a: np.ndarray,
     space: FeatureSpace,
     threat: ThreatModel,
+    *,
+    criterion: str = "parity",
+    group_names: tuple[str, ...] | None = None,
 ) -> Decisions:
-    """Clean, FGSM and PGD decisions of ``model`` on (x, y), attacked in chunks."""
+    """Clean, FGSM and PGD decisions of ``model`` on (x, y), attacked in chunks; judged by
+    ``criterion`` over the groups ``a`` codes (``group_names``: see :class:`Decisions`)."""
     model.eval()
     clean = (predict_logits(model, x, chunk=ATTACK_CHUNK) > 0).cpu().numpy().astype(np.int8)
     adversarial: dict[str, np.ndarray] = {}
@@ -109,6 +127,8 @@ def attack_decisions(
         pred=clean,
         pred_fgsm=adversarial["fgsm"],
         pred_pgd=adversarial["pgd"],
+        criterion=criterion,
+        group_names=group_names,
     )
 
 
@@ -116,25 +136,54 @@ def _robustness_statistic(pred_adv: np.ndarray, y: np.ndarray) -> Callable[[np.n
     return lambda i: m.robustness_score(pred_adv[i], y[i])
 
 
-def _bias_statistic(pred: np.ndarray, a: np.ndarray) -> Callable[[np.ndarray], float]:
-    return lambda i: m.bias_score(pred[i], a[i])
+def _bias_statistic(
+    pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: str, binary: bool
+) -> Callable[[np.ndarray], float]:
+    if binary and criterion == "parity":
+        return lambda i: m.bias_score(pred[i], a[i])
+    return lambda i: criterion_gap(pred[i], y[i], a[i], criterion)
 
 
 def _statistics(d: Decisions) -> dict[str, Callable[[np.ndarray], float]]:
+    binary = d.group_names is None
     stats: dict[str, Callable[[np.ndarray], float]] = {
         "accuracy": lambda i: m.accuracy(d.pred[i], d.y[i]),
         "majority_floor": lambda i: m.majority_floor(d.y[i]),
-        "bias_score": _bias_statistic(d.pred, d.a),
-        "disparate_impact": lambda i: m.disparate_impact_ratio(d.pred[i], d.a[i]),
-        "equal_opportunity_difference": lambda i: m.equal_opportunity_difference(
-            d.pred[i], d.y[i], d.a[i]
-        ),
+        "bias_score": _bias_statistic(d.pred, d.y, d.a, d.criterion, binary),
     }
+    if d.extended:
+        for criterion in FAIRNESS_CRITERIA:
+            stats[f"{criterion}_difference"] = _bias_statistic(d.pred, d.y, d.a, criterion, binary)
+    if binary:
+        stats["disparate_impact"] = lambda i: m.disparate_impact_ratio(d.pred[i], d.a[i])
+        stats["equal_opportunity_difference"] = lambda i: m.equal_opportunity_difference(
+            d.pred[i], d.y[i], d.a[i]
+        )
     for kind, pred_adv in (("fgsm", d.pred_fgsm), ("pgd", d.pred_pgd)):
         if pred_adv is not None:
             stats[f"robustness_{kind}"] = _robustness_statistic(pred_adv, d.y)
-            stats[f"bias_score_{kind}"] = _bias_statistic(pred_adv, d.a)
+            stats[f"bias_score_{kind}"] = _bias_statistic(pred_adv, d.y, d.a, d.criterion, binary)
     return stats
+
+
+def _group_figures(d: Decisions, code: int) -> dict[str, float]:
+    """One group's figures: rows, base rate, favourable rate (TPR and FPR when extended),
+    accuracy and robust accuracy under each attack."""
+    rows = d.a == code
+    figures = {
+        "rows": float(rows.sum()),
+        "base_rate": m.favourable_rate(d.y, d.a, code),
+        "favourable_rate": m.favourable_rate(d.pred, d.a, code),
+    }
+    if d.extended:
+        for name, label in (("true_positive_rate", 1), ("false_positive_rate", 0)):
+            within = d.y == label
+            figures[name] = m.favourable_rate(d.pred[within], d.a[within], code)
+    figures["accuracy"] = m.accuracy(d.pred[rows], d.y[rows])
+    for kind, pred_adv in (("fgsm", d.pred_fgsm), ("pgd", d.pred_pgd)):
+        if pred_adv is not None:
+            figures[f"robust_accuracy_{kind}"] = m.accuracy(pred_adv[rows], d.y[rows])
+    return figures
 
 
 def evaluate_decisions(
@@ -157,17 +206,10 @@ def evaluate_decisions(
         if ci
         else {}
     )
-    groups: dict[str, dict[str, float]] = {}
-    for name, group in (("protected", 0), ("unprotected", 1)):
-        rows = d.a == group
-        figures = {
-            "rows": float(rows.sum()),
-            "base_rate": m.favourable_rate(d.y, d.a, group),
-            "favourable_rate": m.favourable_rate(d.pred, d.a, group),
-            "accuracy": m.accuracy(d.pred[rows], d.y[rows]),
-        }
-        for kind, pred_adv in (("fgsm", d.pred_fgsm), ("pgd", d.pred_pgd)):
-            if pred_adv is not None:
-                figures[f"robust_accuracy_{kind}"] = m.accuracy(pred_adv[rows], d.y[rows])
-        groups[name] = figures
+    names = d.group_names or ("protected", "unprotected")
+    groups = {
+        name: _group_figures(d, code)
+        for code, name in enumerate(names)
+        if (d.a == code).any() or d.group_names is None
+    }
     return Evaluation(metrics=metrics, groups=groups, intervals=intervals)

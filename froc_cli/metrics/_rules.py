@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from froc_cli.core._errors import InputError
+from froc_cli.core._fairness import criterion_conditions
 from froc_cli.metrics._scores import accuracy, majority_floor
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "is_near_constant",
     "near_constant_limit",
     "parity_flip_count",
+    "parity_flip_quotas",
     "shortfall",
     "tightened_bias_threshold",
     "tightened_robustness_threshold",
@@ -113,19 +115,41 @@ def shortfall(
 
 
 def tightened_bias_threshold(
-    delta_f: float, *, y: np.ndarray, a: np.ndarray, margin: float
+    delta_f: float, *, y: np.ndarray, a: np.ndarray, margin: float, criterion: str = "parity"
 ) -> float:
     """delta_F lowered by ``margin`` binomial standard errors of S_B measured on rows with
     labels ``y`` and groups ``a`` (0 protected, 1 the rest), each group's taken at its label
     rate, so a model chosen on these rows meets delta_F on new rows with about the
-    confidence ``margin`` asks for."""
+    confidence ``margin`` asks for.
+
+    With many groups or another criterion, the error is that of the least certain gap: the
+    two groups with the fewest rows of the criterion's rate (TPR: positives; FPR: negatives),
+    each at its label rate (parity) or at 1/2 (TPR, FPR: the worst case, as no model's rates
+    are known yet)."""
     y, a = np.asarray(y), np.asarray(a)
+    if criterion != "parity" or not np.isin(a, (0, 1)).all():
+        return max(0.0, delta_f - margin * math.sqrt(_largest_gap_variance(y, a, criterion)))
     variance = 0.0
     for group in (0, 1):
         members = y[a == group]
         rate = float(members.mean()) if len(members) else 0.5
         variance += rate * (1 - rate) / max(len(members), 1)
     return max(0.0, delta_f - margin * math.sqrt(variance))
+
+
+def _largest_gap_variance(y: np.ndarray, a: np.ndarray, criterion: str) -> float:
+    """Sum of the two largest per-group variances of the criterion's rate (see
+    :func:`tightened_bias_threshold`), the largest over the rates it compares."""
+    largest = 0.0
+    for _, label in criterion_conditions(criterion):
+        rows = (a >= 0) if label is None else (a >= 0) & (y == label)
+        variances = []
+        for group in np.unique(a[rows]):
+            members = y[rows & (a == group)]
+            rate = float(members.mean()) if label is None else 0.5
+            variances.append(rate * (1 - rate) / max(len(members), 1))
+        largest = max(largest, sum(sorted(variances)[-2:]))
+    return largest
 
 
 def tightened_robustness_threshold(delta_r: float, *, n_rows: int, margin: float) -> float:
@@ -205,3 +229,23 @@ def parity_flip_count(y: np.ndarray, a: np.ndarray) -> int:
     n0, n1 = int((a == 0).sum()), int((a == 1).sum())
     p0, p1 = float(y[a == 0].sum()), float(y[a == 1].sum())
     return max(0, math.floor((p1 * n0 - p0 * n1) / max(n0 + n1, 1) + 0.5))
+
+
+def parity_flip_quotas(y: np.ndarray, a: np.ndarray) -> dict[int, tuple[int, int]]:
+    """Per judged group code: (promotions, demotions) of labels that bring its favourable
+    label rate to the rate of all judged rows, ``n_g |r - r_g|`` rounded (Kamiran and Calders'
+    massaging count for many groups). Binary groups: :func:`parity_flip_count` pairs, the
+    promotions in group 0 and the demotions in group 1."""
+    y, a = np.asarray(y), np.asarray(a)
+    if np.isin(a, (0, 1)).all():
+        pairs = parity_flip_count(y, a)
+        return {0: (pairs, 0), 1: (0, pairs)}
+    judged = a >= 0
+    overall = float(y[judged].mean()) if judged.any() else 0.0
+    quotas = {}
+    for group in np.unique(a[judged]):
+        members = y[a == group]
+        shift = len(members) * (overall - float(members.mean()))
+        count = max(0, math.floor(abs(shift) + 0.5))
+        quotas[int(group)] = (count, 0) if shift > 0 else (0, count)
+    return quotas

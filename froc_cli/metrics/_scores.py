@@ -9,10 +9,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from froc_cli.core._fairness import criterion_gap
+
 __all__ = [
     "accuracy",
     "bias_score",
     "bootstrap_interval",
+    "criterion_score",
     "disparate_impact_ratio",
     "equal_opportunity_difference",
     "favourable_rate",
@@ -33,6 +36,15 @@ def favourable_rate(pred: np.ndarray, a: np.ndarray, group: int) -> float:
 def bias_score(pred: np.ndarray, a: np.ndarray) -> float:
     """S_B (eq. 7): |P(y_hat=1 | a=0) - P(y_hat=1 | a=1)|, the statistical-parity gap."""
     return abs(favourable_rate(pred, a, 0) - favourable_rate(pred, a, 1))
+
+
+def criterion_score(pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: str) -> float:
+    """S_B for a criterion over the judged groups of ``a`` (:mod:`froc_cli.core._fairness`);
+    with the binary coding and parity exactly :func:`bias_score` (eq. 7)."""
+    a = np.asarray(a)
+    if criterion == "parity" and np.isin(a, (0, 1)).all():
+        return bias_score(pred, a)
+    return criterion_gap(pred, y, a, criterion)
 
 
 def accuracy(pred: np.ndarray, y: np.ndarray) -> float:

@@ -21,6 +21,7 @@ from froc_cli.models._training import (
     LossTerms,
     compute_loss_terms,
     fairness_gap,
+    fairness_term,
     predict_logits,
     train_model,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "build_model",
     "compute_loss_terms",
     "fairness_gap",
+    "fairness_term",
     "load_model",
     "parse_model_spec",
     "predict_logits",

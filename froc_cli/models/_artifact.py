@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ def save_model(
             "format_version": FORMAT_VERSION,
             "model": {"spec": model_spec, "n_features": encoder.n_features},
             "encoder": encoder.to_dict(),
-            "data_spec": asdict(data_spec),
+            "data_spec": data_spec.to_dict(),
             "label": {"column": label_column, "favourable": positive_value},
             "protected": {"column": protected_column, "group_a0": list(protected_values)},
         }

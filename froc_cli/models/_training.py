@@ -13,12 +13,14 @@ from torch.nn import functional as F
 from froc_cli.attacks import FeatureSpace, make_attack
 from froc_cli.core._config import Objective, TrainConfig
 from froc_cli.core._device import flushing_denormals
+from froc_cli.core._fairness import criterion_conditions
 
 __all__ = [
     "EpochStats",
     "LossTerms",
     "compute_loss_terms",
     "fairness_gap",
+    "fairness_term",
     "predict_logits",
     "train_model",
 ]
@@ -70,6 +72,58 @@ def fairness_gap(probs: torch.Tensor, a: torch.Tensor, signed: bool = False) -> 
     return gap if signed else gap.abs()
 
 
+# Sharpness of the soft largest gap: group rates are probabilities and gaps of interest are a
+# few hundredths, so weights exp(50 * gap) single out the extreme groups without the kinks
+# of a hard max.
+SMOOTHMAX_TEMPERATURE = 50.0
+
+
+def _soft_range(means: torch.Tensor) -> torch.Tensor:
+    """Softmax-weighted mean minus softmin-weighted mean: 0 when all are equal, never above
+    max - min, and max - min as the temperature grows."""
+    high = torch.softmax(SMOOTHMAX_TEMPERATURE * means, dim=0)
+    low = torch.softmax(-SMOOTHMAX_TEMPERATURE * means, dim=0)
+    return ((high - low) * means).sum()
+
+
+def fairness_term(
+    probs: torch.Tensor,
+    y: torch.Tensor,
+    a: torch.Tensor,
+    criterion: str = "parity",
+    surrogate: str = "smoothmax",
+) -> torch.Tensor:
+    """F (eq. 13) for a criterion over the judged groups (codes >= 0) present in the batch.
+
+    With the binary coding (codes 0 and 1 only) and parity this is :func:`fairness_gap`, the
+    paper's F. Otherwise, for each rate the criterion compares (the favourable rate, the TPR
+    on rows with y = 1, the FPR on rows with y = 0), the groups' mean probabilities m_g give
+    |m_g - m_h| for two groups and, for more, ``smoothmax`` (a soft max_g m_g - min_g m_g) or
+    ``deviation`` (sum_g |m_g - mean of the rows|); odds adds its two rates' terms.
+    """
+    if criterion == "parity" and bool(((a == 0) | (a == 1)).all()):
+        return fairness_gap(probs, a)
+    total = probs.sum() * 0.0
+    for _, label in criterion_conditions(criterion):
+        rows = a >= 0 if label is None else (a >= 0) & (y == label)
+        codes, p = a[rows].long(), probs[rows]
+        if codes.numel() == 0:
+            continue
+        counts = torch.bincount(codes).to(p.dtype)
+        sums = torch.zeros(counts.numel(), dtype=p.dtype, device=p.device).index_add(0, codes, p)
+        present = counts > 0
+        if int(present.sum()) < 2:
+            continue
+        means = sums[present] / counts[present]
+        if means.numel() == 2:
+            total = total + (means[0] - means[1]).abs()
+        elif surrogate == "deviation":
+            total = total + (means - p.mean()).abs().sum()
+        else:
+            total = total + _soft_range(means)
+    return total
+
+
 def _weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     if w is None:
         return F.binary_cross_entropy_with_logits(logits, y)
@@ -96,7 +150,7 @@ def compute_loss_terms(
     bce = _weighted_bce(logits, y, sample_weight)
     zero = bce * 0.0
     fairness = (
-        fairness_gap(torch.sigmoid(logits), a)
+        fairness_term(torch.sigmoid(logits), y, a, objective.fairness, objective.fairness_surrogate)
         if objective.lambda_f > 0 or measure_fairness
         else zero
     )

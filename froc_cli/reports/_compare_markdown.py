@@ -3,7 +3,7 @@ repeats, whether each met both thresholds, and the grid each method searched."""
 
 from __future__ import annotations
 
-from froc_cli.reports._markdown import format_number
+from froc_cli.reports._markdown import format_number, groups_description
 from froc_cli.workflows._compare import METHODS, TABLE_METRICS, CompareResult, MethodSummary
 
 __all__ = ["COLUMN_TITLES", "both_met_text", "format_mean_sd", "render_compare_markdown"]
@@ -51,9 +51,14 @@ def render_compare_markdown(result: CompareResult, *, plot: str | None = None) -
     lines = [f"## froc compare: `{result.source}`", ""]
     if result.command:
         lines += ["Command:", "", "```sh", result.command, "```", ""]
+    who = (
+        groups_description(result.protected, result.protected_values, False)
+        if "groups" in result.protected or "fairness" in result.protected
+        else f"Protected group a=0: `{result.protected_column}` in "
+        f"{{{', '.join(result.protected_values)}}}"
+    )
     lines += [
-        f"Protected group a=0: `{result.protected_column}` in "
-        f"{{{', '.join(result.protected_values)}}}; label `{result.label_column}`, favourable "
+        f"{who}; label `{result.label_column}`, favourable "
         f"`{result.positive_value}`. Constraints: S_B <= {cfg.delta_f:g} (delta_F) and "
         f"S_R(PGD, white-box) >= {cfg.delta_r:g} (delta_R), on the test split. "
         f"Seeds {', '.join(map(str, cfg.seeds))}"

@@ -128,7 +128,11 @@ def build_manifest(
         "settings": summary["settings"],
         "versions": result.settings["versions"],
         "label": {"column": result.label_column, "favourable": result.positive_value},
-        "protected": {"column": result.protected_column, "group": result.protected_values},
+        "protected": {
+            "column": result.protected_column,
+            "group": result.protected_values,
+            **result.judging_extras,
+        },
         "rows": summary["rows"],
         "flip_fraction": result.flip_fraction,
         "augment_fraction": result.augment_fraction,

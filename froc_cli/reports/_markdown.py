@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+from froc_cli.core._fairness import describe_fairness
 from froc_cli.metrics._rules import GateResult
 from froc_cli.workflows._audit import AuditResult
 
-__all__ = ["METRIC_LABELS", "format_number", "render_audit_markdown"]
+__all__ = [
+    "GROUP_COLUMNS",
+    "METRIC_LABELS",
+    "format_number",
+    "group_cells",
+    "group_columns",
+    "groups_description",
+    "metric_label",
+    "render_audit_markdown",
+    "too_small_warning",
+]
 
 METRIC_LABELS: dict[str, str] = {
     "accuracy": "Accuracy (clean)",
@@ -21,7 +33,82 @@ METRIC_LABELS: dict[str, str] = {
     "equal_opportunity_difference": "Equal-opportunity difference (TPR a=0 - a=1)",
     "rows": "Rows audited",
     "rarer_decision_share": "Share of rows given the rarer decision",
+    "parity_difference": "Parity difference (largest favourable-rate gap)",
+    "opportunity_difference": "Opportunity difference (largest TPR gap)",
+    "odds_difference": "Odds difference (largest TPR or FPR gap)",
 }
+_CRITERION_NAMES = {"opportunity": "equal opportunity", "odds": "equalized odds"}
+
+# Per-group table: (title, figure key); TPR and FPR only where the evaluation has them.
+GROUP_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rows", "rows"),
+    ("base rate", "base_rate"),
+    ("favourable rate", "favourable_rate"),
+    ("TPR", "true_positive_rate"),
+    ("FPR", "false_positive_rate"),
+    ("accuracy", "accuracy"),
+    ("robust acc. FGSM", "robust_accuracy_fgsm"),
+    ("robust acc. PGD", "robust_accuracy_pgd"),
+)
+
+
+def metric_label(key: str, fairness: str = "parity") -> str:
+    """The label of a metric; S_B names its criterion when it is not parity."""
+    label = METRIC_LABELS.get(key, key)
+    if fairness != "parity" and key.startswith("bias_score"):
+        label = label.replace("(eq. 7)", "").rstrip() + f" ({_CRITERION_NAMES[fairness]})"
+    return label
+
+
+def group_columns(groups: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
+    """The per-group table's columns for these groups' figures."""
+    present = set().union(*groups.values()) if groups else set()
+    return [
+        (title, key)
+        for title, key in GROUP_COLUMNS
+        if key in present or key.startswith("robust_accuracy") or key in ("rows", "accuracy")
+    ]
+
+
+def group_cells(figures: dict[str, float], columns: list[tuple[str, str]]) -> list[str]:
+    """One group's cells in ``columns`` (rows as a whole number)."""
+    return [
+        str(int(figures["rows"])) if key == "rows" else format_number(figures.get(key))
+        for _, key in columns
+    ]
+
+
+def groups_description(protected: dict[str, Any], values: tuple[str, ...], default: bool) -> str:
+    """Who is compared: ``sex in {Female}`` against the rest (binary), or the judged groups of
+    a column; the criterion when it is not the paper's parity."""
+    if "groups" in protected:
+        text = f"groups judged ({len(protected['groups'])} of {protected['column']}): " + ", ".join(
+            protected["groups"]
+        )
+        if protected.get("too_small"):
+            text += "; too small to judge: " + ", ".join(
+                f"{name} ({rows} rows)" for name, rows in protected["too_small"].items()
+            )
+    else:
+        text = f"protected group a=0: {protected.get('column')} in {{{', '.join(values)}}}" + (
+            " (lowest favourable rate, chosen by default)" if default else ""
+        )
+    if "fairness" in protected:
+        text += f"; S_B criterion: {describe_fairness(protected['fairness'])}"
+    return text
+
+
+def too_small_warning(protected: dict[str, Any], minimum: int | None = None) -> str | None:
+    """The warning naming the groups too small to judge (None when every group is judged)."""
+    small = protected.get("too_small") or {}
+    if not small:
+        return None
+    listed = ", ".join(f"{name!r} ({rows} rows)" for name, rows in small.items())
+    fewer = f"fewer than --min-group-size {minimum} rows" if minimum else "too few rows"
+    return (
+        f"warning: {len(small)} group(s) of {protected.get('column')} have {fewer} and are "
+        f"left out of every fairness figure: {listed}"
+    )
 
 
 def format_number(value: float | None, digits: int = 4) -> str:
@@ -46,7 +133,7 @@ def render_audit_markdown(result: AuditResult, gate: GateResult | None = None) -
         ]
         for check in gate.checks:
             lines.append(
-                f"| {METRIC_LABELS.get(check.metric, check.metric)} | "
+                f"| {metric_label(check.metric, result.fairness)} | "
                 f"{format_number(check.value)} | {check.comparison} {check.threshold:g} | "
                 f"{'pass' if check.passed else 'FAIL'} |"
             )
@@ -57,35 +144,38 @@ def render_audit_markdown(result: AuditResult, gate: GateResult | None = None) -
         "|---|---|" + ("---|" if has_ci else ""),
     ]
     for key, value in result.metrics.items():
-        row = f"| {METRIC_LABELS.get(key, key)} | {format_number(value)} |"
+        row = f"| {metric_label(key, result.fairness)} | {format_number(value)} |"
         if has_ci:
             low, high = result.evaluation.intervals.get(key, (math.nan, math.nan))
             row += f" [{format_number(low)}, {format_number(high)}] |"
         lines.append(row)
+    columns = group_columns(result.evaluation.groups)
     lines += [
         "",
-        "| group | rows | base rate | favourable rate | accuracy | robust acc. FGSM |"
-        " robust acc. PGD |",
-        "|---|---|---|---|---|---|---|",
+        "| group | " + " | ".join(title for title, _ in columns) + " |",
+        "|---|" + "---|" * len(columns),
     ]
     for name, figures in result.evaluation.groups.items():
-        lines.append(
-            f"| {name} | {int(figures['rows'])} | {format_number(figures['base_rate'])} | "
-            f"{format_number(figures['favourable_rate'])} | {format_number(figures['accuracy'])}"
-            f" | {format_number(figures.get('robust_accuracy_fgsm'))} | "
-            f"{format_number(figures.get('robust_accuracy_pgd'))} |"
-        )
+        lines.append(f"| {name} | " + " | ".join(group_cells(figures, columns)) + " |")
     versions = ", ".join(f"{k} {v}" for k, v in result.settings["versions"].items())
+    if "groups" in result.protected or "fairness" in result.protected:
+        who = "- " + groups_description(result.protected, result.protected_values, False)
+        warning = too_small_warning(result.protected)
+        who += f"\n- {warning[0].upper()}{warning[1:]}" if warning else ""
+    else:
+        who = (
+            f"- Protected group (a=0): `{result.protected_column}` in "
+            f"{{{', '.join(result.protected_values)}}}"
+            + (
+                " (lowest favourable rate, chosen by default)"
+                if result.protected_group_defaulted
+                else ""
+            )
+        )
     lines += [
         "",
         f"- Label: `{result.label_column}`, favourable value `{result.positive_value}`",
-        f"- Protected group (a=0): `{result.protected_column}` in "
-        f"{{{', '.join(result.protected_values)}}}"
-        + (
-            " (lowest favourable rate, chosen by default)"
-            if result.protected_group_defaulted
-            else ""
-        ),
+        who,
         f"- Model: {result.model}",
         f"- Rows: {', '.join(f'{k} {v}' for k, v in result.rows.items())}",
         f"- Threat model: {result.threat.describe() if result.threat else 'none (fairness only)'}",

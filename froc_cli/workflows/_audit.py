@@ -26,7 +26,7 @@ from froc_cli.core._io import read_table, to_jsonable
 from froc_cli.core._progress import ProgressCallback, silent
 from froc_cli.core._version import environment_versions
 from froc_cli.data._dataset import PreparedData, matches_value, prepare_data, value_texts
-from froc_cli.data._splits import check_group_sizes, split_prepared
+from froc_cli.data._splits import judge_groups, split_prepared
 from froc_cli.metrics._evaluate import Decisions, Evaluation, attack_decisions, evaluate_decisions
 from froc_cli.models._nets import build_model, parse_model_spec
 from froc_cli.models._training import train_model
@@ -106,6 +106,17 @@ class AuditResult:
     evaluation: Evaluation
     settings: dict[str, Any]
     seconds: dict[str, float]
+    protected: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fairness(self) -> str:
+        """The criterion ``bias_score`` measures."""
+        return str(self.protected.get("fairness", "parity"))
+
+    @property
+    def too_small(self) -> dict[str, int]:
+        """Groups too small to judge (name: rows), left out of every fairness figure."""
+        return dict(self.protected.get("too_small", {}))
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -121,11 +132,7 @@ class AuditResult:
                 "mode": self.mode,
                 "model": self.model,
                 "label": {"column": self.label_column, "favourable": self.positive_value},
-                "protected": {
-                    "column": self.protected_column,
-                    "group_a0": list(self.protected_values),
-                    "group_chosen_by_default": self.protected_group_defaulted,
-                },
+                "protected": self.protected,
                 "rows": self.rows,
                 "threat_model": None
                 if self.threat is None
@@ -233,6 +240,7 @@ def _common_fields(prepared: PreparedData) -> dict[str, Any]:
         "protected_column": prepared.protected_column,
         "protected_values": prepared.protected_values,
         "protected_group_defaulted": prepared.protected_group_defaulted,
+        "protected": prepared.protected_summary(),
     }
 
 
@@ -240,11 +248,12 @@ def _audit_predictions(
     prepared: PreparedData, config: AuditConfig, column: str, started: float
 ) -> AuditResult:
     """Fairness of the decisions in a predictions column, on every row."""
-    check_group_sizes(prepared, prepared.a, config.data.min_group_size, "in the file")
+    prepared = judge_groups(prepared, None, config.data.min_group_size, "in the file")
     decisions = Decisions(
         y=prepared.y.astype(np.int8),
         a=prepared.a.astype(np.int8),
         pred=_prediction_decisions(prepared, column),
+        **prepared.judging,
     )
     evaluation = evaluate_decisions(
         decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples
@@ -291,12 +300,12 @@ def _audit_trained(
         min_group_size=config.data.min_group_size,
     )
     device, encoder, train, test = split.device, split.encoder, split.train, split.test
+    prepared = split.prepared  # with the groups too small to judge left out
     seconds = {"prepare": time.perf_counter() - started}
 
     progress(
         f"{prepared.source}: {prepared.n_rows} rows, label {prepared.label_column!r} "
-        f"(favourable {prepared.positive_value!r}), protected group "
-        f"{prepared.describe_protected_group()}"
+        f"(favourable {prepared.positive_value!r}), {prepared.describe_groups()}"
     )
     config, schedule = _audit_schedule(config, len(train.positions))
     progress(
@@ -314,7 +323,9 @@ def _audit_trained(
 
     progress("attacking the test split (FGSM, PGD)")
     mark = time.perf_counter()
-    decisions = attack_decisions(model, test.x, test.y, test.a_numpy, space, config.threat)
+    decisions = attack_decisions(
+        model, test.x, test.y, test.a_numpy, space, config.threat, **prepared.judging
+    )
     seconds["attack"] = time.perf_counter() - mark
     evaluation = evaluate_decisions(
         decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples

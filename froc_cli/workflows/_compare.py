@@ -66,7 +66,7 @@ from froc_cli.core._version import environment_versions
 from froc_cli.data._dataset import PreparedData, prepare_data
 from froc_cli.data._encoder import TabularEncoder, fit_encoder
 from froc_cli.data._rows import EncodedRows, encode_rows
-from froc_cli.data._splits import check_group_sizes, split_indices
+from froc_cli.data._splits import check_group_sizes, judge_groups, split_indices
 from froc_cli.methods._baselines import massage_labels, massaging_scores
 from froc_cli.methods._froc_in import (
     EpochProgress,
@@ -325,6 +325,12 @@ class CompareResult:
     seconds: float
     command: str | None = None
     cpu_seconds: float = math.nan
+    protected: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fairness(self) -> str:
+        """The criterion S_B measures."""
+        return str(self.protected.get("fairness", "parity"))
 
     @property
     def any_meets_both(self) -> bool:
@@ -348,6 +354,9 @@ class CompareResult:
                 "protected": {
                     "column": self.protected_column,
                     "group_a0": list(self.protected_values),
+                    # Every group and the criterion, when not the paper's binary parity; the
+                    # groups too small on a seed's test split are in that repeat's notes.
+                    **{k: v for k, v in self.protected.items() if k in ("groups", "fairness")},
                 },
                 "constraints": {
                     "delta_f": self.config.delta_f,
@@ -511,7 +520,13 @@ class CompareContext:
     def evaluate(self, model: nn.Module, rows: EncodedRows, *, transfer: bool) -> dict[str, float]:
         """Clean, white-box FGSM/PGD (and transfer) figures of a deployed pipeline on ``rows``."""
         decisions = attack_decisions(
-            model, extended_input(rows), rows.y, rows.a_numpy, self.space_ext, self.threat
+            model,
+            extended_input(rows),
+            rows.y,
+            rows.a_numpy,
+            self.space_ext,
+            self.threat,
+            **self.prepared.judging,
         )
         metrics = dict(evaluate_decisions(decisions).metrics)
         share = float(decisions.pred.mean()) if len(decisions.pred) else math.nan
@@ -692,6 +707,7 @@ def _froc_in_config(
         train=ctx.train_config,
         val_size=cfg.val_size,
         search_budget_s=cfg.froc_in_budget_s,
+        fairness=ctx.prepared.fairness,
     )
 
 
@@ -1008,7 +1024,7 @@ def _seed_context(
     """The seed's split (checked for group sizes), encoder and context."""
     fit_pos, val_pos, test_pos = _split_three(prepared, config, cursor.seed)
     minimum = config.data.min_group_size
-    check_group_sizes(prepared, prepared.a[test_pos], minimum, "in the test split")
+    prepared = judge_groups(prepared, test_pos, minimum, "in the test split")
     check_group_sizes(prepared, prepared.a[val_pos], minimum, "in the validation split")
     # Fitted on the training part (fit + validation), as audit and train-in do.
     encoder = fit_encoder(
@@ -1043,6 +1059,12 @@ def _run_repeat(
     cpu_started = time.process_time()
     seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
     notes: list[str] = []
+    if ctx.prepared.too_small:
+        notes.append(
+            "groups too small to judge on this seed's test split (fewer than --min-group-size "
+            f"{config.data.min_group_size} rows), left out of every fairness figure: "
+            + ", ".join(f"{name} ({rows} rows)" for name, rows in ctx.prepared.too_small)
+        )
     cursor.notify("training the transfer source")
     mark = time.perf_counter()
     try:
@@ -1205,6 +1227,7 @@ def _compare_table(
         positive_value=prepared.positive_value,
         protected_column=prepared.protected_column,
         protected_values=prepared.protected_values,
+        protected=prepared.protected_summary(),
         repeats=tuple(repeats),
         summaries=tuple(_summarise(config, repeats)),
         settings=settings,

@@ -20,7 +20,7 @@ from froc_cli.core._version import environment_versions
 from froc_cli.data._dataset import PreparedData, number_problem, prepare_data
 from froc_cli.data._encoder import CategoricalColumn, NumericColumn, TabularEncoder
 from froc_cli.data._rows import encode_rows
-from froc_cli.data._splits import check_group_sizes, split_indices
+from froc_cli.data._splits import judge_groups, split_indices
 from froc_cli.metrics._evaluate import attack_decisions, evaluate_decisions
 from froc_cli.models._artifact import ModelArtifact
 from froc_cli.models._training import predict_logits
@@ -80,7 +80,7 @@ def _check_columns(
     known = {
         *features,
         artifact.label_column,
-        artifact.protected_column,
+        *artifact.data_spec.protected_columns,
         *artifact.data_spec.drop,
         *passthrough,
     }
@@ -304,20 +304,22 @@ def _audit_saved_model(
                 f"every row, about {overlap} of which are rows this model was trained on (its "
                 "figures on them are optimistic)"
             )
-    check_group_sizes(prepared, prepared.a[positions], spec.min_group_size, "in the audited rows")
+    prepared = judge_groups(prepared, positions, spec.min_group_size, "in the audited rows")
     device = resolve_device(config.train.device)
     audit_encoder = replace(encoder, immutable=tuple(spec.immutable) or encoder.immutable)
     rows = encode_rows(prepared, audit_encoder, positions, device)
     unseen = unseen_categories(prepared.frame.iloc[positions], encoder)
     progress(
-        f"{source}: auditing model {model_name} on {scope} ({len(positions)} rows), protected "
-        f"group {prepared.describe_protected_group()}"
+        f"{source}: auditing model {model_name} on {scope} ({len(positions)} rows), "
+        f"{prepared.describe_groups()}"
         + (f"; unseen categories in {', '.join(unseen)}" if unseen else "")
     )
     model = artifact.model.to(device)
     space = FeatureSpace.from_encoder(audit_encoder, device)
     mark = time.perf_counter()
-    decisions = attack_decisions(model, rows.x, rows.y, rows.a_numpy, space, config.threat)
+    decisions = attack_decisions(
+        model, rows.x, rows.y, rows.a_numpy, space, config.threat, **prepared.judging
+    )
     attack_seconds = time.perf_counter() - mark
     evaluation = evaluate_decisions(
         decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples
@@ -344,6 +346,7 @@ def _audit_saved_model(
         protected_column=prepared.protected_column,
         protected_values=prepared.protected_values,
         protected_group_defaulted=prepared.protected_group_defaulted,
+        protected=prepared.protected_summary(),
         rows={
             "total": prepared.n_rows,
             "audited": len(positions),

@@ -39,7 +39,7 @@ from froc_cli.core._version import environment_versions
 from froc_cli.data._dataset import prepare_data
 from froc_cli.data._encoder import fit_encoder
 from froc_cli.data._rows import encode_rows
-from froc_cli.data._splits import check_group_sizes
+from froc_cli.data._splits import judge_groups
 from froc_cli.methods._crossfit import PanelEstimate, crossfit_panel
 from froc_cli.methods._edit_plan import (
     AddedRow,
@@ -152,6 +152,13 @@ class TrainerFileResult:
     rows: dict[str, int]
     settings: dict[str, Any]
     seconds: dict[str, float]
+    protected: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def judging_extras(self) -> dict[str, Any]:
+        """The groups judged, those too small and the criterion, when not the paper's binary
+        parity (whose reports keep the keys they always had)."""
+        return {k: v for k, v in self.protected.items() if k in ("groups", "too_small", "fairness")}
 
     @property
     def flip_fraction(self) -> float:
@@ -172,6 +179,7 @@ class TrainerFileResult:
                 "reason": self.reason,
                 "flip_fraction": self.flip_fraction,
                 "augment_fraction": self.augment_fraction,
+                **({"protected": self.protected} if self.judging_extras else {}),
                 "targets": self.targets,
                 "verdicts": [{**asdict(verdict), "met": verdict.met} for verdict in self.verdicts],
                 "panel": self.estimate.to_dict(),
@@ -225,6 +233,7 @@ def _reason(verdicts: tuple[MemberVerdict, ...], targets: dict[str, float]) -> s
 
 def _settings(config: TrainerFileConfig, device: torch.device) -> dict[str, Any]:
     settings = asdict(config)
+    settings["data"] = config.data.to_dict()
     settings["device"] = str(device)
     settings["versions"] = environment_versions()
     return settings
@@ -259,18 +268,18 @@ def _prepare_trainer_file(
     frame = frame.reset_index(drop=True)  # edits address rows by position
     device = resolve_device(config.device)
     prepared = prepare_data(frame, config.data, source=source)
-    check_group_sizes(prepared, prepared.a, config.data.min_group_size, "in the file")
+    prepared = judge_groups(prepared, None, config.data.min_group_size, "in the file")
     encoder = fit_encoder(prepared.frame, prepared.feature_columns, prepared.immutable_columns)
     rows = encode_rows(prepared, encoder, np.arange(prepared.n_rows), device)
     space = FeatureSpace.from_encoder(encoder, device)
     a = rows.a.to(torch.float32)
     progress(
-        f"{source}: {prepared.n_rows} rows, protected group "
-        f"{prepared.describe_protected_group()}; planning flips and additions"
+        f"{source}: {prepared.n_rows} rows, {prepared.describe_groups()}; planning flips and "
+        "additions"
     )
     plan = plan_edits(
         rows.x, rows.y, a, space=space, threat=config.threat, settings=config.edits,
-        seed=config.seed,
+        seed=config.seed, criterion=prepared.fairness,
     )  # fmt: skip
     seconds = {"plan": time.perf_counter() - started}
     progress(
@@ -282,12 +291,16 @@ def _prepare_trainer_file(
         rows.x, rows.y, a, plan,
         panel=config.target_models, folds=config.folds, space=space, threat=config.threat,
         seed=config.seed, transfer_source=config.transfer_source,
-        flip_scale=config.edits.flip_scale, progress=progress,
+        flip_scale=config.edits.flip_scale, progress=progress, criterion=prepared.fairness,
     )  # fmt: skip
     seconds["crossfit"] = time.perf_counter() - mark
     targets = {
         "bias_score": tightened_bias_threshold(
-            config.delta_f, y=rows.y_numpy, a=rows.a_numpy, margin=config.margin
+            config.delta_f,
+            y=rows.y_numpy,
+            a=rows.a_numpy,
+            margin=config.margin,
+            criterion=prepared.fairness,
         ),
         "robustness": tightened_robustness_threshold(
             config.delta_r, n_rows=len(rows), margin=config.margin
@@ -310,6 +323,7 @@ def _prepare_trainer_file(
         positive_value=prepared.positive_value,
         protected_column=prepared.protected_column,
         protected_values=prepared.protected_values,
+        protected=prepared.protected_summary(),
         rows={
             "input": len(frame),
             "used": prepared.n_rows,

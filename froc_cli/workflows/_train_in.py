@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,11 +116,7 @@ class TrainInResult:
                     "column": self.prepared.label_column,
                     "favourable": self.prepared.positive_value,
                 },
-                "protected": {
-                    "column": self.prepared.protected_column,
-                    "group_a0": list(self.prepared.protected_values),
-                    "group_chosen_by_default": self.prepared.protected_group_defaulted,
-                },
+                "protected": self.prepared.protected_summary(),
                 "rows": self.rows,
                 "threat_model": {**asdict(froc.threat), "pgd_step_size": froc.threat.pgd_step_size},
                 "validation": {
@@ -145,7 +141,7 @@ def _verdict(
     config: FrocInConfig, outcome: FitOutcome, test: Evaluation, test_near_constant: bool
 ) -> Verdict:
     metrics = test.metrics
-    n_test = int(sum(group["rows"] for group in test.groups.values()))
+    n_test = int(metrics["rows"])
     degenerate = (
         outcome.chosen.score.degenerate
         or test_near_constant
@@ -185,7 +181,9 @@ def _train_in_table(
     on_epoch: Callable[[EpochProgress], None] | None,
 ) -> TrainInResult:
     started = time.perf_counter()
-    froc = config.froc
+    # The criterion is the data spec's (one source for the search, the gate and the report).
+    froc = replace(config.froc, fairness=config.data.fairness)
+    config = replace(config, froc=froc)
     seed = froc.train.seed
     prepared = prepare_data(frame, config.data, source=source)
     split = split_prepared(
@@ -195,6 +193,7 @@ def _train_in_table(
         device=froc.train.device,
         min_group_size=config.data.min_group_size,
     )
+    prepared = split.prepared  # with the groups too small to judge left out
     train_pos = split.train.positions
     fit_pos, val_pos = carve_validation(prepared, train_pos, val_size=froc.val_size, seed=seed)
     within = np.searchsorted(train_pos, fit_pos), np.searchsorted(train_pos, val_pos)
@@ -202,7 +201,7 @@ def _train_in_table(
     seconds = {"prepare": time.perf_counter() - started}
     progress(
         f"{source}: {prepared.n_rows} rows, label {prepared.label_column!r} (favourable "
-        f"{prepared.positive_value!r}), protected group {prepared.describe_protected_group()}; "
+        f"{prepared.positive_value!r}), {prepared.describe_groups()}; "
         f"fit {len(fit)}, validation {len(val)}, test {len(split.test)} rows"
     )
     progress(
@@ -219,10 +218,13 @@ def _train_in_table(
     progress("scoring the chosen model on validation and the held-out test split (FGSM, PGD)")
     mark = time.perf_counter()
     space = FeatureSpace.from_encoder(split.encoder, split.device)
-    val_decisions = attack_decisions(outcome.model, val.x, val.y, val.a_numpy, space, froc.threat)
+    judging = prepared.judging
+    val_decisions = attack_decisions(
+        outcome.model, val.x, val.y, val.a_numpy, space, froc.threat, **judging
+    )
     test_rows = split.test
     test_decisions = attack_decisions(
-        outcome.model, test_rows.x, test_rows.y, test_rows.a_numpy, space, froc.threat
+        outcome.model, test_rows.x, test_rows.y, test_rows.a_numpy, space, froc.threat, **judging
     )
     validation = evaluate_decisions(val_decisions, seed=seed)
     test = evaluate_decisions(test_decisions, seed=seed)
@@ -289,6 +291,11 @@ def save_train_in_model(result: TrainInResult, path: str | os.PathLike[str]) -> 
             "lambda_r": outcome.lambda_r,
             "attack": froc.attack,
             "mode": outcome.mode,
+            **(
+                {}
+                if prepared.binary and froc.fairness == "parity"
+                else {"fairness": froc.fairness, "fairness_surrogate": froc.fairness_surrogate}
+            ),
         },
         "threat_model": asdict(froc.threat),
         "thresholds": {"delta_f": froc.delta_f, "delta_r": froc.delta_r},
