@@ -153,6 +153,12 @@ def _print_table(console: Console, result: CompareResult) -> None:
         for note in repeat.notes:
             console.print(f"note (seed {repeat.seed}): {note}", highlight=False)
     counts = result.repeats[0].counts
+    from froc_cli.reports._markdown import groups_description
+
+    if "groups" in result.protected or "fairness" in result.protected:
+        console.print(
+            groups_description(result.protected, result.protected_values, False), highlight=False
+        )
     console.print(
         f"constraints: S_B <= {cfg.delta_f:g} and S_R(PGD, white-box) >= {cfg.delta_r:g} on the "
         f"test split; settings chosen on the validation split\n"

@@ -86,7 +86,7 @@ from froc_cli.methods._sequential import (
     validation_shortfall,
 )
 from froc_cli.metrics._evaluate import attack_decisions, attack_in_chunks, evaluate_decisions
-from froc_cli.metrics._rules import is_degenerate, parity_flip_count
+from froc_cli.metrics._rules import is_degenerate, parity_flip_count, parity_flip_quotas
 from froc_cli.metrics._scores import robustness_score
 from froc_cli.models._nets import build_model, parse_model_spec
 from froc_cli.models._training import predict_logits, train_model
@@ -671,6 +671,8 @@ def _run_massaging(ctx: CompareContext) -> MethodOutcome:
     y = ctx.fit.y_numpy
     a = ctx.fit.a_numpy
     scores = massaging_scores(ctx.fit.x.cpu().numpy(), y, threads=torch.get_num_threads())
+    if not ctx.prepared.binary:
+        return _massage_groups(ctx, scores, y, a)
     pairs = parity_flip_count(y, a)
     labels = massage_labels(scores, y, a, pairs)
     ctx.notify(f"massaging: {pairs} promotions in group a=0, {pairs} demotions in group a=1")
@@ -688,6 +690,36 @@ def _run_massaging(ctx: CompareContext) -> MethodOutcome:
             "ranker": "logistic regression on the features (group excluded)",
             "label_rate_a0": rates[0],
             "label_rate_a1": rates[1],
+        },
+        validation=ctx.validate(model),
+    )
+
+
+def _massage_groups(
+    ctx: CompareContext, scores: np.ndarray, y: np.ndarray, a: np.ndarray
+) -> MethodOutcome:
+    """Massaging over many groups: each judged group's labels moved to the overall rate
+    (:func:`froc_cli.metrics.parity_flip_quotas`), ranked as for two groups."""
+    quotas = parity_flip_quotas(y, a)
+    labels = massage_labels(scores, y, a, quotas=quotas)
+    flipped = int(sum(up + down for up, down in quotas.values()))
+    ctx.notify(f"massaging: {flipped} labels flipped across {len(quotas)} groups")
+    y_new = torch.as_tensor(labels, dtype=ctx.fit.y.dtype, device=ctx.fit.y.device)
+    model = GroupBlind(ctx.train(ctx.fit.x, y_new, ctx.fit.a))
+    n = len(y)
+    names = ctx.prepared.group_names or ()
+    return MethodOutcome(
+        model=model,
+        setting=f"{flipped} labels flipped (parity quotas, {flipped / max(n, 1):.1%} of fit rows)",
+        params={
+            "flipped": flipped,
+            "flip_fraction": flipped / max(n, 1),
+            "ranker": "logistic regression on the features (group excluded)",
+            **{
+                f"label_rate_{names[g]}": float(labels[a == g].mean())
+                for g in quotas
+                if (a == g).any()
+            },
         },
         validation=ctx.validate(model),
     )

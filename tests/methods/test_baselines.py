@@ -28,7 +28,7 @@ from froc_cli.methods import (
     massaging_scores,
     repair_disparate_impact,
 )
-from froc_cli.metrics import parity_flip_count
+from froc_cli.metrics import parity_flip_count, parity_flip_quotas
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -450,8 +450,8 @@ def test_dir_rejects_bad_data() -> None:
     X, a = _two_group_data(10, n0=10, n1=10)
     with pytest.raises(ValueError, match="group a=1 has no rows"):
         fit_disparate_impact_repair(X, np.zeros(20))
-    with pytest.raises(ValueError, match="a must contain only 0 and 1"):
-        fit_disparate_impact_repair(X, np.where(a == 1, 2, 0))
+    # Codes 0 and 2 are two groups (a judged group 1 absent from the fit rows passes unchanged).
+    assert fit_disparate_impact_repair(X, np.where(a == 1, 2, 0)).group_codes == (0, 2)
     with pytest.raises(ValueError, match="a has 19 entries"):
         fit_disparate_impact_repair(X, a[:-1])
     bad = X.copy()
@@ -544,3 +544,291 @@ def test_dir_against_aif360() -> None:
         np.testing.assert_allclose(their_x[a == g], np.minimum(s0, s1)[rank], atol=1e-12)
         np.testing.assert_allclose(ours[a == g, 0], 0.5 * (s0 + s1)[rank], atol=1e-12)
         assert _spearman(their_x[a == g], ours[a == g, 0]) == pytest.approx(1.0, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# Many groups: codes 0..K-1, -1 for rows of a group too small to judge
+# --------------------------------------------------------------------------------------------
+
+
+def _many_group_data(
+    seed: int, sizes: tuple[int, ...] = (300, 200, 250, 150), not_judged: int = 40
+) -> tuple[FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Features (two numeric columns shifted per group plus a one-hot pair), labels whose rate
+    differs by group, and codes 0..K-1 with ``not_judged`` rows coded -1, shuffled."""
+    rng = np.random.default_rng(seed)
+    a = rng.permutation(
+        np.r_[np.repeat(np.arange(len(sizes)), sizes), np.full(not_judged, -1)].astype(np.int64)
+    )
+    n = a.shape[0]
+    shift = (a + 1).astype(np.float64)  # -1 rows: shift 0
+    num0 = rng.beta(1.0 + shift, 6.0 - shift)
+    num1 = rng.uniform(0.0, 1.0, n) * (0.3 + 0.15 * shift)
+    hot = (rng.random(n) < 0.2 + 0.1 * shift).astype(np.float64)
+    X = np.column_stack([num0, hot, 1.0 - hot, num1])
+    rate = np.array([0.15, 0.35, 0.55, 0.75, 0.5])[a]  # code -1 -> rate 0.5
+    y = (rng.random(n) < rate).astype(np.int64)
+    return X, y, a
+
+
+def test_reweighing_three_groups_hand_computed() -> None:
+    # group 0: 2 positive, 6 negative; group 1: 5 and 5; group 2: 1 and 1. n = 20, n_y1 = 8,
+    # n_y0 = 12.  w(g, y) = n_g * n_y / (n * n_gy):
+    #   w(0,1) = 8*8/(20*2) = 1.6    w(0,0) = 8*12/(20*6) = 0.8
+    #   w(1,1) = 10*8/(20*5) = 0.8   w(1,0) = 10*12/(20*5) = 1.2
+    #   w(2,1) = 2*8/(20*1) = 0.8    w(2,0) = 2*12/(20*1) = 1.2
+    # weighted favourable rate: 3.2/8 = 4/10 = 0.8/2 = 0.4 = 8/20 in every group.
+    a = np.repeat([0, 0, 1, 1, 2, 2], [2, 6, 5, 5, 1, 1])
+    y = np.repeat([1, 0, 1, 0, 1, 0], [2, 6, 5, 5, 1, 1])
+    w = compute_reweighing_weights(y, a.astype(np.float32))
+    expected = np.repeat([1.6, 0.8, 0.8, 1.2, 0.8, 1.2], [2, 6, 5, 5, 1, 1])
+    np.testing.assert_allclose(w, expected, rtol=0, atol=1e-15)
+    assert w.sum() == pytest.approx(20.0, abs=1e-12)
+    for g in (0, 1, 2):
+        assert w[(a == g) & (y == 1)].sum() / w[a == g].sum() == pytest.approx(0.4, abs=1e-15)
+
+
+@pytest.mark.parametrize(("seed", "sizes"), [(0, (300, 200, 250)), (1, (300, 200, 250, 150))])
+def test_reweighing_many_groups_equalises_every_group(seed: int, sizes: tuple[int, ...]) -> None:
+    _, y, a = _many_group_data(seed, sizes)
+    w = compute_reweighing_weights(y, a)
+    n = y.shape[0]
+    assert w.sum() == pytest.approx(n, abs=1e-9)
+    codes = [-1, *range(len(sizes))]
+    assert sorted(np.unique(a)) == codes
+    for g in codes:  # closed form, cell by cell; -1 is one more group
+        n_g = int((a == g).sum())
+        for lab in (0, 1):
+            cell = (a == g) & (y == lab)
+            n_y = int((y == lab).sum())
+            expected = n_g * n_y / (n * int(cell.sum()))
+            np.testing.assert_allclose(w[cell], expected, rtol=1e-15, atol=0)
+    overall = y.mean()
+    raw = [y[a == g].mean() for g in codes]
+    assert max(raw) - min(raw) > 0.4
+    for g in codes:  # weighted label rate: the overall rate in every group, -1 included
+        assert w[(a == g) & (y == 1)].sum() / w[a == g].sum() == pytest.approx(overall, abs=1e-12)
+    # -1 is just one more cell: recoding it as group K changes nothing
+    recoded = np.where(a == -1, len(sizes), a)
+    np.testing.assert_array_equal(compute_reweighing_weights(y, recoded), w)
+    # float32 codes (froc's storage) give the same weights
+    np.testing.assert_array_equal(compute_reweighing_weights(y, a.astype(np.float32)), w)
+
+
+@pytest.mark.parametrize(
+    ("y", "a", "match"),
+    [
+        ([0, 1, 0, 1, 0], [0, 0, 1, 1, 2], r"no rows in \(a=2, y=1\):"),
+        ([0, 1, 0, 1, 1], [0, 0, 1, 1, -1], r"no rows in \(a=-1, y=0\):"),
+        ([0, 1, 0, 1], [0, 0, 1, -2], r"group codes >= -1 \(-1: .*\), found -2"),
+        ([0, 1, 0, 1], [0, 0, 2, 2.5], r"found 2\.5"),
+        ([0, 1, 0, 1], [0, 0, 2, float("nan")], "found nan"),
+        ([0, 1], ["0", "1"], "a must be numeric group codes"),
+    ],
+)
+def test_reweighing_many_groups_rejects(y: list[object], a: list[object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        compute_reweighing_weights(y, a)  # type: ignore[arg-type]
+
+
+def test_massaging_quotas_hand_made_example() -> None:
+    # rows:           0    1    2    3    4    5    6    7    8    9
+    a = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, -1])
+    y = np.array([0, 0, 1, 1, 1, 0, 1, 1, 0, 0])
+    s = np.array([0.4, 0.6, 0.1, 0.3, 0.2, 0.5, 0.9, 0.9, 0.0, 1.0])
+    # group 0: promote its highest-scored y=0 row (row 1, 0.6); group 1: demote its lowest
+    # scored y=1 row (row 4, 0.2); group 2: demote one of the tied y=1 rows 6 and 7 -> the
+    # earlier (row 6); group -1 is not judged and row 9 never flips.
+    out = massage_labels(s, y, a, quotas={0: (1, 0), 1: (0, 1), 2: (0, 1)})
+    np.testing.assert_array_equal(out, [0, 1, 1, 1, 0, 0, 0, 1, 0, 0])
+    # both directions in one group; groups not listed are left alone
+    out = massage_labels(s, y, a, quotas={0: (2, 1)})
+    np.testing.assert_array_equal(out, [1, 1, 0, 1, 1, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(massage_labels(s, y, a, quotas={}), y)
+
+
+@pytest.mark.parametrize(("seed", "sizes"), [(0, (300, 200, 250)), (1, (300, 200, 250, 150))])
+def test_massaging_many_groups_meets_the_overall_rate(seed: int, sizes: tuple[int, ...]) -> None:
+    X, y, a = _many_group_data(seed, sizes)
+    scores = massaging_scores(X, y)
+    quotas = parity_flip_quotas(y, a)
+    assert sorted(quotas) == list(range(len(sizes)))
+    labels = massage_labels(scores, y, a)  # default: the parity quotas
+    np.testing.assert_array_equal(labels, massage_labels(scores, y, a, quotas=quotas))
+    np.testing.assert_array_equal(
+        labels, massage_labels(scores, y, a.astype(np.float32), quotas=quotas)
+    )
+    judged = a >= 0
+    overall = y[judged].mean()
+    changed = labels != y
+    np.testing.assert_array_equal(labels[~judged], y[~judged])  # -1 rows never flip
+    gaps_before = [abs(y[a == g].mean() - overall) for g in quotas]
+    assert max(gaps_before) > 0.15
+    for g, (promotions, demotions) in quotas.items():
+        rows = a == g
+        n_g = int(rows.sum())
+        # within one row (in fact half a row: the quota is n_g |r - r_g| rounded) of the rate
+        # of all judged rows before massaging
+        assert abs(labels[rows].sum() - n_g * overall) <= 0.5 + 1e-9
+        assert abs(labels[rows].mean() - overall) <= 1.0 / n_g
+        promoted, demoted = changed & rows & (y == 0), changed & rows & (y == 1)
+        assert int(promoted.sum()) == promotions and int(demoted.sum()) == demotions
+        assert promotions == 0 or demotions == 0
+        cand0, cand1 = rows & (y == 0), rows & (y == 1)
+        if promotions:  # the promoted rows rank above every unpromoted candidate
+            assert scores[promoted].min() >= scores[cand0 & ~changed].max()
+        if demotions:  # the demoted below every kept one
+            assert scores[demoted].max() <= scores[cand1 & ~changed].min()
+
+
+def test_massaging_binary_quotas_match_pairs() -> None:
+    pairs = parity_flip_count(_M_Y, _M_A)
+    assert parity_flip_quotas(_M_Y, _M_A) == {0: (pairs, 0), 1: (0, pairs)}
+    expected = massage_labels(_M_S, _M_Y, _M_A)
+    np.testing.assert_array_equal(
+        massage_labels(_M_S, _M_Y, _M_A, quotas=parity_flip_quotas(_M_Y, _M_A)), expected
+    )
+    two = massage_labels(_M_S, _M_Y, _M_A.astype(np.float32), quotas={0: (2, 0), 1: (0, 2)})
+    np.testing.assert_array_equal(two, massage_labels(_M_S, _M_Y, _M_A, pairs=2))
+    np.testing.assert_array_equal(two, [1, 0, 1, 1, 0, 1, 1, 0, 0])
+    rng = np.random.default_rng(12)
+    for _ in range(20):
+        a = (rng.random(200) < 0.4).astype(np.int64)
+        y = (rng.random(200) < np.where(a == 1, 0.7, 0.3)).astype(np.int64)
+        s = np.round(rng.random(200), 1)  # many ties
+        np.testing.assert_array_equal(
+            massage_labels(s, y, a, quotas=parity_flip_quotas(y, a)), massage_labels(s, y, a)
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"quotas": {2: (0, 3)}}, "3 demotions asked for in group a=2, but it has only 2"),
+        ({"quotas": {0: (3, 0)}}, "3 promotions asked for in group a=0, but it has only 2"),
+        ({"quotas": {5: (1, 0)}}, "1 promotions asked for in group a=5, but it has only 0"),
+        ({"quotas": {-1: (1, 0)}}, "rows coded -1 never flip"),
+        ({"quotas": {True: (1, 0)}}, "quotas keys must be group codes"),
+        ({"quotas": {0: (-1, 0)}}, r"quotas\[0\] promotions must be a whole number >= 0"),
+        ({"quotas": {0: (1.0, 0)}}, r"quotas\[0\] promotions must be a whole number"),
+        ({"quotas": {0: (1,)}}, r"quotas\[0\] must be a pair"),
+        ({"quotas": [(1, 0)]}, "quotas must map group codes"),
+        ({"pairs": 1}, "pairs applies to binary groups"),
+        ({"pairs": 1, "quotas": {0: (1, 0)}}, "not both"),
+        ({"a": [0, 0, 0, 1, 1, 1, 2, 2, -3]}, "found -3"),
+    ],
+)
+def test_massaging_many_groups_rejects(kwargs: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {
+        "scores": np.linspace(0.1, 0.9, 9),
+        "y": np.array([0, 0, 1, 1, 1, 0, 1, 1, 0]),
+        "a": np.array([0, 0, 0, 1, 1, 1, 2, 2, -1]),
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=match):
+        massage_labels(**args)  # type: ignore[arg-type]
+
+
+def test_dir_three_groups_hand_computed() -> None:
+    # equal group sizes: the k-th smallest of every group sits at the quantile (k + 0.5) / 3 of
+    # its group, so the full repair maps rank k to the median of the three k-th values:
+    #   group 0 = [0.1, 0.2, 0.3], group 1 = [0.4, 0.5, 0.9], group 2 = [0.0, 0.6, 0.7]
+    #   rank 0 -> median(0.1, 0.4, 0.0) = 0.1, rank 1 -> median(0.2, 0.5, 0.6) = 0.5,
+    #   rank 2 -> median(0.3, 0.9, 0.7) = 0.7; the two -1 rows keep their values.
+    x = np.array([0.3, 0.5, 0.95, 0.6, 0.1, 0.9, 0.0, 0.2, 0.4, 0.7, 0.05])
+    a = np.array([0, 1, -1, 2, 0, 1, 2, 0, 1, 2, -1])
+    repair = fit_disparate_impact_repair(x[:, None], a.astype(np.float32), columns=[0])
+    assert repair.group_codes == (0, 1, 2)
+    assert [v.tolist() for v in repair.group_sorted_values[0]] == [
+        [0.1, 0.2, 0.3],
+        [0.4, 0.5, 0.9],
+        [0.0, 0.6, 0.7],
+    ]
+    out = repair.apply(x[:, None], a)[:, 0]
+    np.testing.assert_allclose(
+        out, [0.7, 0.5, 0.95, 0.5, 0.1, 0.7, 0.1, 0.5, 0.1, 0.7, 0.05], rtol=0, atol=1e-15
+    )
+    half = repair_disparate_impact(x[:, None], a, repair_level=0.5, columns=[0])[:, 0]
+    np.testing.assert_allclose(half, 0.5 * (x + out), rtol=0, atol=1e-15)
+
+
+def test_dir_many_groups_equalises_quantiles_and_leaves_not_judged_rows() -> None:
+    X, _, a = _many_group_data(2, sizes=(400, 300, 500), not_judged=60)
+    repair = fit_disparate_impact_repair(X, a)
+    assert repair.columns == (0, 3)  # one-hot pair left alone
+    assert repair.group_codes == (0, 1, 2)
+    assert all(len(per_group) == 3 for per_group in repair.group_sorted_values)
+    out = repair.apply(X, a)
+    np.testing.assert_array_equal(out, repair_disparate_impact(X, a))
+    not_judged = a == -1
+    np.testing.assert_array_equal(out[not_judged], X[not_judged])  # -1 rows unchanged
+    np.testing.assert_array_equal(out[:, 1:3], X[:, 1:3])
+    levels = np.linspace(0.0, 1.0, 11)
+    for j in (0, 3):
+        before = max(_ks_statistic(X[a == g, j], X[a == h, j]) for g, h in ((0, 1), (0, 2), (1, 2)))
+        after = max(
+            _ks_statistic(out[a == g, j], out[a == h, j]) for g, h in ((0, 1), (0, 2), (1, 2))
+        )
+        assert before > 0.2
+        assert after < 0.01
+        q = [np.quantile(out[a == g, j], levels) for g in (0, 1, 2)]
+        np.testing.assert_allclose(q[0], q[1], atol=0.01)
+        np.testing.assert_allclose(q[0], q[2], atol=0.01)
+        for g in (0, 1, 2):  # rank order within every group kept exactly
+            order = np.argsort(X[a == g, j])
+            assert np.all(np.diff(out[a == g, j][order]) > 0)
+    # level 0: the identity, every row
+    np.testing.assert_array_equal(repair_disparate_impact(X, a, repair_level=0.0), X)
+    quarter = dataclasses.replace(repair, repair_level=0.25).apply(X, a)
+    np.testing.assert_allclose(quarter, 0.75 * X + 0.25 * out, rtol=0, atol=1e-12)
+    # later rows: -1 and a code unseen at fit pass through, float32 codes work, and a row
+    # repairs the same alone as in its batch
+    rng = np.random.default_rng(3)
+    new = rng.uniform(0.0, 1.0, size=(30, 4))
+    new_a = np.tile(np.array([0, 1, 2, -1, 3], dtype=np.float32), 6)
+    new_out = repair.apply(new, new_a)
+    unseen = (new_a == -1) | (new_a == 3)
+    np.testing.assert_array_equal(new_out[unseen], new[unseen])
+    assert not np.array_equal(new_out[~unseen][:, [0, 3]], new[~unseen][:, [0, 3]])
+    for i in range(5):
+        np.testing.assert_array_equal(repair.apply(new[i : i + 1], new_a[i : i + 1])[0], new_out[i])
+
+
+def test_dir_binary_with_not_judged_rows() -> None:
+    X, a = _two_group_data(13, n0=120, n1=80)
+    codes = a.copy()
+    codes[::10] = -1
+    judged = codes >= 0
+    repair = fit_disparate_impact_repair(X, codes)
+    assert repair.group_codes == (0, 1)  # the binary structure, as before
+    assert all(len(pair) == 2 for pair in repair.group_sorted_values)
+    out = repair.apply(X, codes)
+    # the -1 rows are left out of the fit and out of the repair
+    np.testing.assert_array_equal(out[judged], repair_disparate_impact(X[judged], codes[judged]))
+    np.testing.assert_array_equal(out[~judged], X[~judged])
+
+
+def test_dir_many_groups_rejects() -> None:
+    X, _, a = _many_group_data(4, sizes=(20, 20, 20, 20), not_judged=5)
+    with pytest.raises(ValueError, match="group a=1 has no rows: the repair needs at least two"):
+        fit_disparate_impact_repair(X, np.where(a > 0, -1, a))
+    # A judged group absent from the fit rows is skipped: its rows pass unchanged later.
+    skipped = fit_disparate_impact_repair(X, np.where(a == 2, -1, a))
+    assert skipped.group_codes == (0, 1, 3)
+    assert np.array_equal(skipped.apply(X[a == 2], a[a == 2]), X[a == 2])
+    with pytest.raises(ValueError, match="found -2"):
+        fit_disparate_impact_repair(X, np.where(a == -1, -2, a))
+    with pytest.raises(ValueError, match=r"found 0\.5"):
+        fit_disparate_impact_repair(X, np.where(a == 3, 0.5, a))
+    repair = fit_disparate_impact_repair(X, a)
+    assert repair.group_codes == (0, 1, 2, 3)
+    with pytest.raises(ValueError, match=r"found 1\.5"):
+        repair.apply(X, np.where(a == 3, 1.5, a))
+    with pytest.raises(ValueError, match="expected sorted values for groups 0, 1, 2 and 3"):
+        dataclasses.replace(
+            repair, group_sorted_values=tuple(v[:2] for v in repair.group_sorted_values)
+        )
+    with pytest.raises(ValueError, match="at least two distinct codes"):
+        dataclasses.replace(repair, group_codes=(0, 0, 1, 2))
+    with pytest.raises(ValueError, match="group_codes must be whole numbers"):
+        dataclasses.replace(repair, group_codes=(0, 1, 2, True))
