@@ -25,7 +25,6 @@ from ._common import (
     DropNa,
     Epochs,
     Eps,
-    Fairness,
     Immutable,
     JsonFlag,
     Label,
@@ -64,10 +63,11 @@ def _audit_saved(
     config: AuditConfig,
     protected: str | None,
     protected_group: str | None,
+    fairness: str | None,
     progress: Callable[[str], None],
 ) -> AuditResult:
-    """``--model``: audit a saved model on DATA (no training); the protected group defaults to
-    the model's."""
+    """``--model``: audit a saved model on DATA (no training); the protected group and the
+    criterion default to the model's."""
     from froc_cli.core._io import read_table
     from froc_cli.models._artifact import load_model
     from froc_cli.workflows._predict import audit_saved_model
@@ -76,7 +76,10 @@ def _audit_saved(
     same_column = protected is None or protected == artifact.protected_column
     group = split_list(protected_group) or (artifact.protected_values if same_column else None)
     spec = replace(
-        config.data, protected=protected or artifact.protected_column, protected_group=group
+        config.data,
+        protected=protected or artifact.protected_column,
+        protected_group=group,
+        fairness=fairness or artifact.data_spec.fairness,  # type: ignore[arg-type]  # validated
     )
     frame = read_table(data)
     return audit_saved_model(
@@ -105,7 +108,15 @@ def audit_command(
     immutable: Immutable = None,
     dropna: DropNa = False,
     min_group_size: MinGroupSize = 30,
-    fairness: Fairness = "parity",
+    fairness: Annotated[
+        str | None,
+        typer.Option(
+            help="Criterion S_B measures: parity (favourable rate, eq. 7), opportunity (true-"
+            "positive rate) or odds (true- and false-positive rates); the largest gap between "
+            "two judged groups (default: parity; with --model, the model's).",
+            show_default=False,
+        ),
+    ] = None,
     predictions: Annotated[
         str | None,
         typer.Option(help="Audit this column of decisions instead (fairness only, no model)."),
@@ -163,7 +174,7 @@ def audit_command(
             immutable=immutable,
             dropna=dropna,
             min_group_size=min_group_size,
-            fairness=fairness,
+            fairness=fairness or "parity",
         )
         threat = threat_model(
             eps=eps,
@@ -211,7 +222,9 @@ def audit_command(
         )
         progress = progress_printer(quiet or json_output)
         if model_file is not None:
-            result = _audit_saved(model_file, data, config, protected, protected_group, progress)
+            result = _audit_saved(
+                model_file, data, config, protected, protected_group, fairness, progress
+            )
         else:
             result = audit_file(data, config, progress=progress)
         warn(too_small_warning(result.protected, min_group_size), quiet)
