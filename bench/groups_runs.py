@@ -670,6 +670,11 @@ def f4(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def cell(text: Any) -> str:
+    """Text for a markdown table cell ('|' in a group name escaped)."""
+    return str(text).replace("|", "\\|")
+
+
 def group_table(groups: dict[str, dict[str, Any]]) -> list[str]:
     """One row per judged group."""
     lines = [
@@ -678,7 +683,7 @@ def group_table(groups: dict[str, dict[str, Any]]) -> list[str]:
     ]
     for name, r in groups.items():
         cells = [f"{r.get('rows', 0):.0f}", *(f4(r.get(k)) for k in GROUP_COLUMNS[1:])]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {cell(name)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -719,9 +724,13 @@ def train_in_row(name: str, r: dict[str, Any]) -> str:
     """One train-in run as a table row."""
     t = r.get("test", {})
     acc = r.get("acceptance", {})
+    target = r.get("validation_targets") or {}
+    val = r.get("validation") or {}
     return (
-        f"| {name} | {r['exit_code']} | {r.get('verdict')} | {f4(t.get('accuracy'))} | "
-        f"{f4(t.get('majority_floor'))} | {f4(t.get('bias_score'))} | "
+        f"| {cell(name)} | {r['exit_code']} | {r.get('verdict')} | "
+        f"{f4(target.get('bias_score'))} / {f4(target.get('robustness_pgd'))} | "
+        f"{f4(val.get('bias_score'))} / {f4(val.get('robustness_pgd'))} | "
+        f"{f4(t.get('accuracy'))} | {f4(t.get('majority_floor'))} | {f4(t.get('bias_score'))} | "
         f"{f4(t.get('robustness_pgd'))} | {f4(r.get('test_violation'))} | "
         f"{r.get('lambda_f')} / {r.get('lambda_r')} | {r.get('trials')} | "
         f"{r['wall_seconds']:.0f} | {'yes' if acc.get('holds') else 'NO'} |"
@@ -729,9 +738,9 @@ def train_in_row(name: str, r: dict[str, Any]) -> str:
 
 
 TRAIN_IN_HEAD = [
-    "| run | exit | verdict | test acc | floor | test S_B | test S_R PGD | test violation "
-    "| lambda_f / lambda_r | fits | wall s | acceptance |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| run | exit | verdict | val target S_B / S_R | val S_B / S_R | test acc | floor | test S_B "
+    "| test S_R PGD | test violation | lambda_f / lambda_r | fits | wall s | acceptance |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 
@@ -772,7 +781,9 @@ def markdown(payload: dict[str, Any]) -> str:
             "## 2. Adult train-in (`--delta-f 0.1 --delta-r 0.6`)",
             "",
             "Acceptance: exit 0 with test accuracy >= 0.80, or an honest exit 1 with the "
-            "closest point. Test violation = max(0, S_B - 0.1) + max(0, 0.6 - S_R PGD).",
+            "closest point. Test violation = max(0, S_B - 0.1) + max(0, 0.6 - S_R PGD). "
+            "Val target: froc's thresholds tightened by its margin (the search's aim on the "
+            "validation split); val: the chosen (or closest) point there.",
             "",
             *TRAIN_IN_HEAD,
         ]
@@ -829,7 +840,7 @@ def markdown(payload: dict[str, Any]) -> str:
             "",
             f"froc saw the 70% ({c['rows_train']} rows); the 30% ({c['rows_test']} rows) is "
             f"held out. `{fr['command']}`: exit {fr['exit_code']}, met {fr.get('met')}, "
-            f"{fr['wall_seconds']:.0f} s wall, peak RSS {f4(fr.get('peak_rss_mib'))} MiB; "
+            f"{fr['wall_seconds']:.0f} s wall, peak RSS {fr.get('peak_rss_mib') or 0:.0f} MiB; "
             f"{fr.get('reason')}. Flip fraction {f4(fr.get('flip_fraction'))}, augment "
             f"fraction {f4(fr.get('augment_fraction'))}; output {ff.get('rows_out')} rows, "
             f"favourable share {f4(ff.get('favourable_share_in'))} -> "
@@ -858,7 +869,7 @@ def markdown(payload: dict[str, Any]) -> str:
             for t in ("lr", "hgb"):
                 r = fres[t]
                 g = r["gaps"]
-                pair = " vs ".join(g["sex,race"]["parity_pair"])
+                pair = cell(" vs ".join(g["sex,race"]["parity_pair"]))
                 lines.append(
                     f"| {fname} | {t} | {f4(r['accuracy'])} | {f4(r['majority_floor'])} | "
                     f"{f4(g['sex,race']['parity_gap'])} ({pair}"
@@ -880,7 +891,9 @@ def markdown(payload: dict[str, Any]) -> str:
                 for f, t in cols
             ]
             lines.append(
-                f"| {gname} | {gr['rows']} | {f4(gr['base_rate'])} | " + " | ".join(cells) + " |"
+                f"| {cell(gname)} | {gr['rows']} | {f4(gr['base_rate'])} | "
+                + " | ".join(cells)
+                + " |"
             )
         lines += ["", "Acceptance (gap on the output below the input's):", ""]
         for t, a in c["acceptance"].items():
@@ -918,7 +931,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--out", type=Path, help="result stem (default bench/results/groups_runs)")
+    parser.add_argument(
+        "--markdown-only", action="store_true", help="re-render the .md from the existing .json"
+    )
     args = parser.parse_args(argv)
+    out = args.out or repo_root() / "bench" / "results" / f"groups_runs{args.tag}"
+    if args.markdown_only:
+        out.with_suffix(".md").write_text(
+            markdown(json.loads(out.with_suffix(".json").read_text()))
+        )
+        print(f"wrote {out}.md")
+        return 0
     if shared_data_dir() is None:
         print("../shared/data is absent: nothing to run")
         return 0
@@ -930,7 +953,6 @@ def main(argv: list[str] | None = None) -> int:
         "adult-preprocess": case_adult_preprocess,
     }
     cases: dict[str, Any] = {}
-    out = args.out or repo_root() / "bench" / "results" / f"groups_runs{args.tag}"
     with tempfile.TemporaryDirectory(prefix="groups-runs-") as tmp, threadpool_limits(args.threads):
         for name in args.cases:
             print(f"{name}:", flush=True)
