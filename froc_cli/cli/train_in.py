@@ -14,7 +14,10 @@ from froc_cli.core._config import DataSpec
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
 
 from ._common import (
-    Attack,
+    Restarts,
+    RobustMetricOpt,
+    TrainAttack,
+    Attacks,
     AttackSpaceOpt,
     AttackTargetOpt,
     CatBudget,
@@ -82,6 +85,10 @@ _METRICS = (
     "bias_score",
     "robustness_fgsm",
     "robustness_pgd",
+    "robustness_apgd",
+    "robustness",
+    "robustness_balanced",
+    "robustness_retention",
     "disparate_impact",
 )
 
@@ -113,8 +120,8 @@ def _live_progress(
     scores = {"text": ""}
 
     def update(p: EpochProgress) -> None:
-        if p.bias_score is not None and p.robustness_pgd is not None:
-            scores["text"] = f"validation S_B {p.bias_score:.3f} S_R {p.robustness_pgd:.3f}"
+        if p.bias_score is not None and p.robustness is not None:
+            scores["text"] = f"validation S_B {p.bias_score:.3f} S_R {p.robustness:.3f}"
         progress.update(
             task,
             total=p.epochs,
@@ -133,6 +140,7 @@ def _live_progress(
 def _print_result(console: Console, result: TrainInResult, model_note: str) -> None:
     from rich.table import Table
 
+    from froc_cli.metrics._rules import robustness_key
     from froc_cli.reports._markdown import format_number, groups_description, metric_label
 
     from ._render import print_groups
@@ -146,7 +154,8 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
     table.add_column("threshold", justify="right")
     table.add_column("validation", justify="right")
     table.add_column("test", justify="right")
-    thresholds = {"bias_score": froc.delta_f, "robustness_pgd": froc.delta_r}
+    gated = robustness_key(result.test.metrics, froc.threat.robust_metric)
+    thresholds = {"bias_score": froc.delta_f, gated: froc.delta_r}
     for key in _METRICS:
         if key not in result.test.metrics:  # the binary ratio, when every group is judged
             continue
@@ -176,7 +185,7 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
             "epochs",
             "acc",
             "S_B",
-            "S_R PGD",
+            "S_R",
             "meets deltas",
         ):
             trials.add_column(column, justify="right")
@@ -195,7 +204,7 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
                 f"{trial.best_epoch}/{trial.epochs_run}",
                 format_number(score.accuracy),
                 format_number(score.bias_score),
-                format_number(score.robustness_pgd),
+                format_number(score.robustness),
                 flag,
             )
         console.print(trials)
@@ -203,7 +212,7 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
         console.print(
             "search targets on validation (thresholds tightened by "
             f"{froc.margin:g} standard error): S_B <= {format_number(targets['bias_score'])}, "
-            f"S_R >= {format_number(targets['robustness_pgd'])}; * = chosen; never a success: "
+            f"S_R >= {format_number(targets['robustness'])}; * = chosen; never a success: "
             "near constant (rarer decision < 5% of rows) or ~ floor (accuracy within 2 standard "
             "errors of the majority-class floor)",
             highlight=False,
@@ -252,7 +261,10 @@ def train_in_command(
     ] = None,
     delta_f: DeltaF = None,
     delta_r: DeltaR = None,
-    attack: Attack = "pgd",
+    train_attack: TrainAttack = "pgd",
+    attack: Attacks = "fgsm,pgd",
+    restarts: Restarts = 1,
+    robust_metric: RobustMetricOpt = "accuracy",
     target_model: TargetModel = "mlp:128",
     epochs: Annotated[
         int, typer.Option(help="Epochs of a fit from scratch (warm-started search fits: fewer).")
@@ -348,6 +360,9 @@ def train_in_command(
             attack_target=attack_target,
             attack_space=attack_space,
             cat_budget=cat_budget,
+            attacks=attack,
+            restarts=restarts,
+            robust_metric=robust_metric,
         )
         train = train_config(
             model=target_model,
@@ -381,7 +396,7 @@ def train_in_command(
                 lambda_r=lambda_r,
                 delta_f=delta_f,
                 delta_r=delta_r,
-                attack=attack,  # type: ignore[arg-type]  # validated in __post_init__
+                attack=train_attack,  # type: ignore[arg-type]  # validated in __post_init__
                 threat=threat,
                 train=train,
                 val_size=val_size,

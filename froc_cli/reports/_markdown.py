@@ -120,7 +120,9 @@ def format_number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def render_audit_markdown(result: AuditResult, gate: GateResult | None = None) -> str:
+def render_audit_markdown(
+    result: AuditResult, gate: GateResult | None = None, warning: str | None = None
+) -> str:
     """A markdown report of an audit (for a PR comment), settings and versions included."""
     lines = [f"## froc audit: `{result.source}`", ""]
     if gate is not None and gate.checks:
@@ -138,6 +140,8 @@ def render_audit_markdown(result: AuditResult, gate: GateResult | None = None) -
                 f"{'pass' if check.passed else 'FAIL'} |"
             )
         lines.append("")
+        if warning:
+            lines += [f"**Warning:** {warning}", ""]
     has_ci = bool(result.evaluation.intervals)
     lines += [
         "| metric | value |" + (" 95% CI |" if has_ci else ""),
