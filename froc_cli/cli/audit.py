@@ -100,7 +100,8 @@ def audit_command(
     protected: Annotated[
         str | None,
         typer.Option(
-            help="Protected attribute column (with --model: default the model's).",
+            help="Protected attribute column, or several comma-separated (sex,race: their "
+            "combined values are the groups); with --model, default the model's.",
             show_default=False,
         ),
     ] = None,

@@ -47,6 +47,7 @@ from ._common import (
     stdout_console,
     threat_model,
     train_config,
+    warn,
 )
 from ._defaults import DEFAULT_LAMBDAS, METHOD_NAMES
 from ._precheck import check_csv_columns, check_table_file
@@ -157,7 +158,8 @@ def _print_table(console: Console, result: CompareResult) -> None:
 
     if "groups" in result.protected or "fairness" in result.protected:
         console.print(
-            groups_description(result.protected, result.protected_values, False), highlight=False
+            groups_description(result.protected_block(), result.protected_values, False),
+            highlight=False,
         )
     console.print(
         f"constraints: S_B <= {cfg.delta_f:g} and S_R(PGD, white-box) >= {cfg.delta_r:g} on the "
@@ -321,6 +323,7 @@ def compare_command(
         check_outputs({"DATA": data}, {"--report": report, "--plot": plot}, quiet=quiet)
         from froc_cli.core._io import write_text_atomic
         from froc_cli.reports._compare_markdown import render_compare_markdown
+        from froc_cli.reports._markdown import too_small_warning
         from froc_cli.reports._plot import plot_compare
         from froc_cli.workflows._compare import CompareConfig, compare_file
 
@@ -349,6 +352,14 @@ def compare_command(
             raise InputError(f"--methods {methods!r}: expected some of {', '.join(METHOD_NAMES)}")
         progress = progress_printer(quiet)  # one line per step on stderr
         result = compare_file(data, config, progress=progress, command=_command_line())
+        small = result.too_small()
+        if small:
+            warn(
+                too_small_warning(
+                    {"column": result.protected_column, "too_small": small}, min_group_size
+                ),
+                quiet,
+            )
         exit_code = EXIT_OK if result.any_meets_both else EXIT_CONSTRAINTS_NOT_MET
         if plot is not None:
             plot_compare(result, plot)

@@ -52,7 +52,7 @@ def render_compare_markdown(result: CompareResult, *, plot: str | None = None) -
     if result.command:
         lines += ["Command:", "", "```sh", result.command, "```", ""]
     who = (
-        groups_description(result.protected, result.protected_values, False)
+        groups_description(result.protected_block(), result.protected_values, False)
         if "groups" in result.protected or "fairness" in result.protected
         else f"Protected group a=0: `{result.protected_column}` in "
         f"{{{', '.join(result.protected_values)}}}"

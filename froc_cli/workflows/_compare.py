@@ -280,6 +280,7 @@ class RepeatResult:
     counts: dict[str, int]
     seconds: dict[str, float]
     notes: tuple[str, ...] = ()
+    too_small: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,32 @@ class CompareResult:
         """The criterion S_B measures."""
         return str(self.protected.get("fairness", "parity"))
 
+    def too_small(self) -> dict[str, int]:
+        """Groups too small to judge on some seed's test split (name: fewest rows it had)."""
+        small: dict[str, int] = {}
+        for repeat in self.repeats:
+            for name, rows in repeat.too_small:
+                small[name] = min(rows, small.get(name, rows))
+        return small
+
+    def protected_block(self) -> dict[str, Any]:
+        """The JSON ``protected`` block: column and group a=0 (binary), or the groups judged on
+        every seed and those too small on some (each seed's are in its notes); the criterion
+        unless it is the paper's parity between two groups."""
+        if "groups" not in self.protected:
+            return {
+                "column": self.protected_column,
+                "group_a0": list(self.protected_values),
+                **({"fairness": self.fairness} if "fairness" in self.protected else {}),
+            }
+        small = self.too_small()
+        return {
+            "column": self.protected_column,
+            "groups": [g for g in self.protected["groups"] if g not in small],
+            "too_small": small,
+            "fairness": self.fairness,
+        }
+
     @property
     def any_meets_both(self) -> bool:
         """True when some method met both constraints on every seed (exit code 0)."""
@@ -351,13 +378,7 @@ class CompareResult:
                 "source": self.source,
                 "command": self.command,
                 "label": {"column": self.label_column, "favourable": self.positive_value},
-                "protected": {
-                    "column": self.protected_column,
-                    "group_a0": list(self.protected_values),
-                    # Every group and the criterion, when not the paper's binary parity; the
-                    # groups too small on a seed's test split are in that repeat's notes.
-                    **{k: v for k, v in self.protected.items() if k in ("groups", "fairness")},
-                },
+                "protected": self.protected_block(),
                 "constraints": {
                     "delta_f": self.config.delta_f,
                     "delta_r": self.config.delta_r,
@@ -1057,7 +1078,10 @@ def _seed_context(
     fit_pos, val_pos, test_pos = _split_three(prepared, config, cursor.seed)
     minimum = config.data.min_group_size
     prepared = judge_groups(prepared, test_pos, minimum, "in the test split")
-    check_group_sizes(prepared, prepared.a[val_pos], minimum, "in the validation split")
+    # Many groups are judged on the test split; validation needs two of them (as train-in's).
+    check_group_sizes(
+        prepared, prepared.a[val_pos], minimum if prepared.binary else 1, "in the validation split"
+    )
     # Fitted on the training part (fit + validation), as audit and train-in do.
     encoder = fit_encoder(
         prepared.frame.iloc[np.sort(np.concatenate([fit_pos, val_pos]))],
@@ -1138,6 +1162,7 @@ def _run_repeat(
         counts=counts,
         seconds=seconds,
         notes=tuple(notes),
+        too_small=ctx.prepared.too_small,
     )
 
 
