@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = [
-    "Attack",
     "AttackSpaceOpt",
     "AttackTargetOpt",
+    "Attacks",
     "BatchSize",
     "CatBudget",
     "DataPath",
@@ -52,9 +52,12 @@ __all__ = [
     "ProtectedGroup",
     "Quiet",
     "ReportPath",
+    "Restarts",
+    "RobustMetricOpt",
     "Seed",
     "TargetModel",
     "Threads",
+    "TrainAttack",
     "check_outputs",
     "check_threads",
     "data_spec",

@@ -14,8 +14,6 @@ from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
 
 from ._common import (
     Attacks,
-    Restarts,
-    RobustMetricOpt,
     AttackSpaceOpt,
     AttackTargetOpt,
     BatchSize,
@@ -38,6 +36,8 @@ from ._common import (
     ProtectedGroup,
     Quiet,
     ReportPath,
+    Restarts,
+    RobustMetricOpt,
     Seed,
     TargetModel,
     Threads,

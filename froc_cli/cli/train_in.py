@@ -14,9 +14,6 @@ from froc_cli.core._config import DataSpec
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
 
 from ._common import (
-    Restarts,
-    RobustMetricOpt,
-    TrainAttack,
     Attacks,
     AttackSpaceOpt,
     AttackTargetOpt,
@@ -39,9 +36,12 @@ from ._common import (
     Protected,
     ProtectedGroup,
     Quiet,
+    Restarts,
+    RobustMetricOpt,
     Seed,
     TargetModel,
     Threads,
+    TrainAttack,
     check_outputs,
     check_threads,
     data_spec,
@@ -382,6 +382,7 @@ def train_in_command(
 
         from froc_cli.core._io import read_table, write_table_atomic
         from froc_cli.methods._froc_in import FrocInConfig
+        from froc_cli.metrics._rules import floor_warning
         from froc_cli.reports._markdown import too_small_warning
         from froc_cli.workflows._train_in import (
             TrainInConfig,
@@ -416,6 +417,8 @@ def train_in_command(
                 frame, config, source=str(data), progress=message, on_epoch=on_epoch
             )
         warn(too_small_warning(result.prepared.protected_summary(), min_group_size), quiet)
+        floor_note = floor_warning(delta_r, result.test.metrics, threat.robust_metric)
+        warn(floor_note and f"warning: {floor_note}", quiet)
         if trace is not None:
             write_table_atomic(pd.DataFrame(result.outcome.trace), trace)
         exit_code = EXIT_OK if result.passed else EXIT_CONSTRAINTS_NOT_MET
@@ -432,6 +435,8 @@ def train_in_command(
             payload = result.to_dict()
             payload["model_file"] = None if written is None else str(written)
             payload["trace_file"] = None if trace is None else str(trace)
+            if floor_note:
+                payload["warnings"] = [floor_note]
             payload["exit_code"] = exit_code
             typer.echo(json.dumps(payload, indent=2, allow_nan=False))
         else:

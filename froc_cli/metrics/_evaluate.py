@@ -21,6 +21,7 @@ __all__ = [
     "Decisions",
     "Evaluation",
     "attack_decisions",
+    "attack_examples",
     "attack_in_chunks",
     "evaluate_decisions",
     "pgd_examples",
@@ -51,6 +52,24 @@ def pgd_examples(
     :data:`ATTACK_CHUNK` rows at a time."""
     model.eval()
     return attack_in_chunks(make_attack("pgd", model, space, threat), x, y)
+
+
+def attack_examples(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    space: FeatureSpace,
+    threat: ThreatModel,
+    *,
+    seed: int = 0,
+) -> list[torch.Tensor]:
+    """The examples of every attack of ``threat`` crafted on ``model`` (put in eval mode), in
+    :data:`ATTACK_CHUNK`-row chunks; a row is robust against them when none breaks it."""
+    model.eval()
+    return [
+        attack_in_chunks(make_attack(kind, model, space, threat, seed=seed), x, y)
+        for kind in threat.attacks
+    ]
 
 
 def threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:

@@ -226,7 +226,7 @@ def floor_warning(
     """A warning when ``delta_r`` is at or below what a constant model scores (it cannot be
     attacked): the majority-class floor for accuracy, 0.5 for balanced; retention is 1 for a
     constant model, so it always warns that the degenerate-model checks carry the gate."""
-    if delta_r is None:
+    if delta_r is None or delta_r <= 0:  # 0 asks for no robustness at all
         return None
     if robust_metric == "retention":
         return (

@@ -83,7 +83,9 @@ class AuditConfig:
         check_fraction(self.delta_f, "--delta-f")
         check_fraction(self.delta_r, "--delta-r")
         if self.certify and self.predictions is not None:
-            raise InputError("--certify needs a model to certify; --predictions audits fairness only")
+            raise InputError(
+                "--certify needs a model to certify; --predictions audits fairness only"
+            )
         if self.delta_r is not None and self.predictions is not None:
             raise InputError(
                 "--delta-r needs a model to attack; --predictions audits fairness only"
