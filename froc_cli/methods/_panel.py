@@ -134,7 +134,7 @@ def measure_panel_member(
     *,
     space: FeatureSpace,
     threat: ThreatModel,
-    transfer_x: Mapping[str, Sequence[torch.Tensor]],
+    transfer_x: Mapping[str, torch.Tensor | Sequence[torch.Tensor]],
     criterion: str = "parity",
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -186,13 +186,15 @@ def measure_panel_member(
 
 def _robustness(
     member: PanelMember,
-    examples: Sequence[torch.Tensor],
+    examples: torch.Tensor | Sequence[torch.Tensor],
     labels: np.ndarray,
     pred: np.ndarray,
     robust_metric: str,
 ) -> float:
-    """S_R of ``member`` against every set of adversarial ``examples`` (a row is robust when
-    none breaks it), summarised by ``robust_metric``."""
+    """S_R of ``member`` against every set of adversarial ``examples`` (one tensor: one set; a
+    row is robust when none breaks it), summarised by ``robust_metric``."""
+    if isinstance(examples, torch.Tensor):
+        examples = [examples]
     robust = np.ones(len(labels), dtype=bool)
     for x_adv in examples:
         robust &= member.decisions(x_adv) == labels
