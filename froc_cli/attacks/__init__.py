@@ -2,23 +2,66 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from froc_cli.core._config import AttackKind, ThreatModel
+from froc_cli.core._config import APGD_STEPS, ThreatModel
 
+from ._apgd import APGD
 from ._base import Attack
+from ._certify import certify, logit_bounds
 from ._fgsm import FGSM
 from ._pgd import PGD
 from ._space import FeatureSpace
 from ._valid import ValidRecordAttack
 
-__all__ = ["FGSM", "PGD", "Attack", "FeatureSpace", "ValidRecordAttack", "make_attack"]
+__all__ = [
+    "APGD",
+    "FGSM",
+    "PGD",
+    "Attack",
+    "FeatureSpace",
+    "ValidRecordAttack",
+    "certify",
+    "certify_rows",
+    "logit_bounds",
+    "make_attack",
+]
+
+
+def certify_rows(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, space: FeatureSpace, threat: ThreatModel
+) -> torch.Tensor:
+    """Rows whose (correct) decision provably holds anywhere in ``threat`` (CROWN bounds in
+    its continuous or valid space): a lower bound on S_R."""
+    return certify(
+        model,
+        x,
+        y,
+        space,
+        eps=threat.eps,
+        attack_space=threat.attack_space,
+        cat_budget=threat.cat_budget,
+    )
 
 
 def make_attack(
-    kind: AttackKind, model: nn.Module, space: FeatureSpace, threat: ThreatModel
+    kind: str, model: nn.Module, space: FeatureSpace, threat: ThreatModel, *, seed: int = 0
 ) -> Attack:
-    """The ``fgsm`` or ``pgd`` attack of ``threat``, in its continuous or valid space."""
+    """The ``fgsm``, ``pgd`` or ``apgd`` attack of ``threat``, in its continuous or valid
+    space; APGD draws its ``threat.restarts`` random starts from ``seed``."""
+    if kind == "apgd":
+        return APGD(
+            model,
+            space,
+            eps=threat.eps,
+            steps=APGD_STEPS,
+            restarts=threat.restarts,
+            seed=seed,
+            valid=threat.attack_space == "valid",
+            cat_budget=threat.cat_budget,
+            target=threat.attack_target,
+        )
     if threat.attack_space == "valid":
         steps, step = (1, threat.eps) if kind == "fgsm" else (threat.pgd_steps, None)
         return ValidRecordAttack(

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = [
-    "Attack",
     "AttackSpaceOpt",
     "AttackTargetOpt",
+    "Attacks",
     "BatchSize",
     "CatBudget",
     "DataPath",
@@ -52,9 +52,12 @@ __all__ = [
     "ProtectedGroup",
     "Quiet",
     "ReportPath",
+    "Restarts",
+    "RobustMetricOpt",
     "Seed",
     "TargetModel",
     "Threads",
+    "TrainAttack",
     "check_outputs",
     "check_threads",
     "data_spec",
@@ -149,7 +152,29 @@ AttackSpaceOpt = Annotated[
 CatBudget = Annotated[
     int, typer.Option(help="valid space: categorical columns an attacker may switch.")
 ]
-Attack = Annotated[str, typer.Option(help="Attack used in training: fgsm or pgd.")]
+TrainAttack = Annotated[
+    str, typer.Option(help="Attack the training objective's R term uses: fgsm or pgd.")
+]
+Attacks = Annotated[
+    str,
+    typer.Option(
+        "--attack",
+        help="Attacks S_R is measured with, comma-separated: fgsm, pgd, apgd (Auto-PGD); a "
+        "row is robust only if no attack breaks it.",
+    ),
+]
+Restarts = Annotated[
+    int, typer.Option(help="APGD: random starts inside the eps-ball (1: from the row itself).")
+]
+RobustMetricOpt = Annotated[
+    str,
+    typer.Option(
+        "--robust-metric",
+        help="What --delta-r gates: accuracy (eq. 8), balanced (mean over the two classes of "
+        "the share robustly correct; a constant model scores 0.5) or retention (share of "
+        "correct rows that stay correct).",
+    ),
+]
 DeltaF = Annotated[
     float | None, typer.Option(help="Bias threshold: S_B must be <= this.", show_default=False)
 ]
@@ -233,7 +258,15 @@ def data_spec(
 
 
 def threat_model(
-    *, eps: float, pgd_steps: int, attack_target: str, attack_space: str, cat_budget: int
+    *,
+    eps: float,
+    pgd_steps: int,
+    attack_target: str,
+    attack_space: str,
+    cat_budget: int,
+    attacks: str = "fgsm,pgd",
+    restarts: int = 1,
+    robust_metric: str = "accuracy",
 ) -> ThreatModel:
     """The ThreatModel of the shared attack options."""
     return ThreatModel(
@@ -242,6 +275,9 @@ def threat_model(
         attack_target=attack_target,  # type: ignore[arg-type]  # validated in __post_init__
         attack_space=attack_space,  # type: ignore[arg-type]
         cat_budget=cat_budget,
+        attacks=tuple(split_list(attacks)),  # type: ignore[arg-type]
+        restarts=restarts,
+        robust_metric=robust_metric,  # type: ignore[arg-type]
     )
 
 

@@ -84,8 +84,10 @@ def print_groups(
     console.print(table)
 
 
-def print_gate(console: Console, gate: GateResult, fairness: str = "parity") -> None:
-    """The CI gate's checks and verdict."""
+def print_gate(
+    console: Console, gate: GateResult, fairness: str = "parity", warning: str | None = None
+) -> None:
+    """The CI gate's checks and verdict (and the floor warning, when there is one)."""
     if not gate.checks:
         return
     table = Table(title="gate", title_justify="left")
@@ -100,3 +102,5 @@ def print_gate(console: Console, gate: GateResult, fairness: str = "parity") -> 
         )
     console.print(table)
     console.print("[green]gate passed[/]" if gate.passed else "[red]gate FAILED (exit 1)[/]")
+    if warning:
+        console.print(f"[yellow]warning: {warning}[/]", highlight=False)

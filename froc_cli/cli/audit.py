@@ -13,6 +13,7 @@ import typer
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
 
 from ._common import (
+    Attacks,
     AttackSpaceOpt,
     AttackTargetOpt,
     BatchSize,
@@ -35,6 +36,8 @@ from ._common import (
     ProtectedGroup,
     Quiet,
     ReportPath,
+    Restarts,
+    RobustMetricOpt,
     Seed,
     TargetModel,
     Threads,
@@ -143,6 +146,18 @@ def audit_command(
     attack_target: AttackTargetOpt = "true",
     attack_space: AttackSpaceOpt = "continuous",
     cat_budget: CatBudget = 1,
+    attack: Attacks = "fgsm,pgd",
+    restarts: Restarts = 1,
+    certify: Annotated[
+        bool,
+        typer.Option(
+            "--certify",
+            help="Also certify robustness (froc's own models): the share of rows whose decision "
+            "provably cannot change within the threat model (a lower bound on S_R).",
+            metavar="",
+        ),
+    ] = False,
+    robust_metric: RobustMetricOpt = "accuracy",
     ci: Annotated[
         bool, typer.Option("--ci", help="Add seeded bootstrap 95% intervals.", metavar="")
     ] = False,
@@ -183,6 +198,9 @@ def audit_command(
             attack_target=attack_target,
             attack_space=attack_space,
             cat_budget=cat_budget,
+            attacks=attack,
+            restarts=restarts,
+            robust_metric=robust_metric,
         )
         train = train_config(
             model=target_model,
@@ -203,7 +221,7 @@ def audit_command(
                     check_csv_columns(data, spec, (predictions,) if predictions else ())
         check_outputs({"DATA": data, "--model": model_file}, {"--report": report}, quiet=quiet)
         from froc_cli.core._io import write_text_atomic
-        from froc_cli.metrics._rules import check_gate
+        from froc_cli.metrics._rules import check_gate, floor_warning
         from froc_cli.reports._markdown import render_audit_markdown, too_small_warning
         from froc_cli.workflows._audit import AuditConfig, audit_file
 
@@ -220,6 +238,7 @@ def audit_command(
             threads=threads,
             delta_f=delta_f,
             delta_r=delta_r,
+            certify=certify,
         )
         progress = progress_printer(quiet or json_output)
         if model_file is not None:
@@ -229,22 +248,31 @@ def audit_command(
         else:
             result = audit_file(data, config, progress=progress)
         warn(too_small_warning(result.protected, min_group_size), quiet)
-        gate = check_gate(result.metrics, delta_f=config.delta_f, delta_r=config.delta_r)
+        gate = check_gate(
+            result.metrics,
+            delta_f=config.delta_f,
+            delta_r=config.delta_r,
+            robust_metric=threat.robust_metric,
+        )
+        floor_note = floor_warning(config.delta_r, result.metrics, threat.robust_metric)
+        warn(floor_note and f"warning: {floor_note}", quiet)
         exit_code = EXIT_OK if gate.passed else EXIT_CONSTRAINTS_NOT_MET
         if report is not None:
-            write_text_atomic(render_audit_markdown(result, gate), report)
+            write_text_atomic(render_audit_markdown(result, gate, floor_note), report)
         if json_output:
             payload = result.to_dict()
             payload["gate"] = {
                 "passed": gate.passed,
                 "checks": [vars(check) for check in gate.checks],
             }
+            if floor_note:
+                payload["warnings"] = [floor_note]
             payload["exit_code"] = exit_code
             typer.echo(json.dumps(payload, indent=2, allow_nan=False))
         else:
             console = stdout_console()
             print_audit(console, result)
-            print_gate(console, gate, result.fairness)
+            print_gate(console, gate, result.fairness, floor_note)
         return exit_code
 
     code = guarded(run)

@@ -30,6 +30,8 @@ from ._common import (
     Protected,
     ProtectedGroup,
     Quiet,
+    Restarts,
+    RobustMetricOpt,
     Seed,
     Threads,
     check_outputs,
@@ -238,6 +240,16 @@ def preprocess_command(
     eps: Eps = 0.1,
     pgd_steps: PgdSteps = 10,
     cat_budget: CatBudget = 0,
+    attack: Annotated[
+        str,
+        typer.Option(
+            "--attack",
+            help="Attacks the panel's S_R is measured with, comma-separated: fgsm, pgd, apgd; "
+            "a row is robust only if no attack breaks it.",
+        ),
+    ] = "pgd",
+    restarts: Restarts = 1,
+    robust_metric: RobustMetricOpt = "accuracy",
     margin: Annotated[
         float,
         typer.Option(help="Judge against the thresholds tightened by this many standard errors."),
@@ -279,6 +291,9 @@ def preprocess_command(
             attack_target="true",
             attack_space=attack_space,
             cat_budget=cat_budget,
+            attacks=attack,
+            restarts=restarts,
+            robust_metric=robust_metric,
         )
         # Before torch and pandas load: the input errors the engine would find first.
         check_table_file(data)
@@ -289,6 +304,7 @@ def preprocess_command(
         from froc_cli.core._io import read_csv_text, read_table
         from froc_cli.methods._edit_plan import EditSettings
         from froc_cli.methods._panel import parse_panel
+        from froc_cli.metrics._rules import floor_warning
         from froc_cli.reports._manifest import write_preprocess_outputs
         from froc_cli.reports._markdown import too_small_warning
         from froc_cli.workflows._preprocess import TrainerFileConfig, prepare_trainer_file
@@ -320,6 +336,13 @@ def preprocess_command(
         progress = progress_printer(quiet or json_output)
         result = prepare_trainer_file(frame, config, source=str(data), progress=progress)
         warn(too_small_warning(result.protected, min_group_size), quiet)
+        floors = [
+            figures.get("majority_floor", float("nan")) for figures in result.estimate.mean.values()
+        ]
+        floor_note = floor_warning(
+            delta_r, {"majority_floor": max(floors, default=float("nan"))}, threat.robust_metric
+        )
+        warn(floor_note and f"warning: {floor_note}", quiet)
         as_written = None
         if data.suffix.lower() == ".csv" and target.suffix.lower() == ".csv":
             as_written = (frame, read_csv_text(data))
@@ -336,6 +359,8 @@ def preprocess_command(
             payload = result.to_dict()
             payload["output_file"] = None if files.output is None else str(files.output)
             payload["manifest_file"] = None if files.manifest is None else str(files.manifest)
+            if floor_note:
+                payload["warnings"] = [floor_note]
             payload["exit_code"] = exit_code
             typer.echo(json.dumps(payload, indent=2, allow_nan=False))
         else:

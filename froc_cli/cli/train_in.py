@@ -14,7 +14,7 @@ from froc_cli.core._config import DataSpec
 from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
 
 from ._common import (
-    Attack,
+    Attacks,
     AttackSpaceOpt,
     AttackTargetOpt,
     CatBudget,
@@ -36,9 +36,12 @@ from ._common import (
     Protected,
     ProtectedGroup,
     Quiet,
+    Restarts,
+    RobustMetricOpt,
     Seed,
     TargetModel,
     Threads,
+    TrainAttack,
     check_outputs,
     check_threads,
     data_spec,
@@ -82,6 +85,10 @@ _METRICS = (
     "bias_score",
     "robustness_fgsm",
     "robustness_pgd",
+    "robustness_apgd",
+    "robustness",
+    "robustness_balanced",
+    "robustness_retention",
     "disparate_impact",
 )
 
@@ -113,8 +120,8 @@ def _live_progress(
     scores = {"text": ""}
 
     def update(p: EpochProgress) -> None:
-        if p.bias_score is not None and p.robustness_pgd is not None:
-            scores["text"] = f"validation S_B {p.bias_score:.3f} S_R {p.robustness_pgd:.3f}"
+        if p.bias_score is not None and p.robustness is not None:
+            scores["text"] = f"validation S_B {p.bias_score:.3f} S_R {p.robustness:.3f}"
         progress.update(
             task,
             total=p.epochs,
@@ -133,6 +140,7 @@ def _live_progress(
 def _print_result(console: Console, result: TrainInResult, model_note: str) -> None:
     from rich.table import Table
 
+    from froc_cli.metrics._rules import robustness_key
     from froc_cli.reports._markdown import format_number, groups_description, metric_label
 
     from ._render import print_groups
@@ -146,7 +154,8 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
     table.add_column("threshold", justify="right")
     table.add_column("validation", justify="right")
     table.add_column("test", justify="right")
-    thresholds = {"bias_score": froc.delta_f, "robustness_pgd": froc.delta_r}
+    gated = robustness_key(result.test.metrics, froc.threat.robust_metric)
+    thresholds = {"bias_score": froc.delta_f, gated: froc.delta_r}
     for key in _METRICS:
         if key not in result.test.metrics:  # the binary ratio, when every group is judged
             continue
@@ -176,7 +185,7 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
             "epochs",
             "acc",
             "S_B",
-            "S_R PGD",
+            "S_R",
             "meets deltas",
         ):
             trials.add_column(column, justify="right")
@@ -195,7 +204,7 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
                 f"{trial.best_epoch}/{trial.epochs_run}",
                 format_number(score.accuracy),
                 format_number(score.bias_score),
-                format_number(score.robustness_pgd),
+                format_number(score.robustness),
                 flag,
             )
         console.print(trials)
@@ -203,7 +212,7 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
         console.print(
             "search targets on validation (thresholds tightened by "
             f"{froc.margin:g} standard error): S_B <= {format_number(targets['bias_score'])}, "
-            f"S_R >= {format_number(targets['robustness_pgd'])}; * = chosen; never a success: "
+            f"S_R >= {format_number(targets['robustness'])}; * = chosen; never a success: "
             "near constant (rarer decision < 5% of rows) or ~ floor (accuracy within 2 standard "
             "errors of the majority-class floor)",
             highlight=False,
@@ -252,7 +261,10 @@ def train_in_command(
     ] = None,
     delta_f: DeltaF = None,
     delta_r: DeltaR = None,
-    attack: Attack = "pgd",
+    train_attack: TrainAttack = "pgd",
+    attack: Attacks = "fgsm,pgd",
+    restarts: Restarts = 1,
+    robust_metric: RobustMetricOpt = "accuracy",
     target_model: TargetModel = "mlp:128",
     epochs: Annotated[
         int, typer.Option(help="Epochs of a fit from scratch (warm-started search fits: fewer).")
@@ -348,6 +360,9 @@ def train_in_command(
             attack_target=attack_target,
             attack_space=attack_space,
             cat_budget=cat_budget,
+            attacks=attack,
+            restarts=restarts,
+            robust_metric=robust_metric,
         )
         train = train_config(
             model=target_model,
@@ -367,6 +382,7 @@ def train_in_command(
 
         from froc_cli.core._io import read_table, write_table_atomic
         from froc_cli.methods._froc_in import FrocInConfig
+        from froc_cli.metrics._rules import floor_warning
         from froc_cli.reports._markdown import too_small_warning
         from froc_cli.workflows._train_in import (
             TrainInConfig,
@@ -381,7 +397,7 @@ def train_in_command(
                 lambda_r=lambda_r,
                 delta_f=delta_f,
                 delta_r=delta_r,
-                attack=attack,  # type: ignore[arg-type]  # validated in __post_init__
+                attack=train_attack,  # type: ignore[arg-type]  # validated in __post_init__
                 threat=threat,
                 train=train,
                 val_size=val_size,
@@ -401,6 +417,8 @@ def train_in_command(
                 frame, config, source=str(data), progress=message, on_epoch=on_epoch
             )
         warn(too_small_warning(result.prepared.protected_summary(), min_group_size), quiet)
+        floor_note = floor_warning(delta_r, result.test.metrics, threat.robust_metric)
+        warn(floor_note and f"warning: {floor_note}", quiet)
         if trace is not None:
             write_table_atomic(pd.DataFrame(result.outcome.trace), trace)
         exit_code = EXIT_OK if result.passed else EXIT_CONSTRAINTS_NOT_MET
@@ -417,6 +435,8 @@ def train_in_command(
             payload = result.to_dict()
             payload["model_file"] = None if written is None else str(written)
             payload["trace_file"] = None if trace is None else str(trace)
+            if floor_note:
+                payload["warnings"] = [floor_note]
             payload["exit_code"] = exit_code
             typer.echo(json.dumps(payload, indent=2, allow_nan=False))
         else:

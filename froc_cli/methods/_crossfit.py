@@ -28,7 +28,7 @@ from froc_cli.core._config import ThreatModel
 from froc_cli.core._errors import InsufficientDataError
 from froc_cli.methods._edit_plan import EditPlan, refit_flips
 from froc_cli.methods._panel import fit_panel_member, measure_panel_member
-from froc_cli.metrics._evaluate import pgd_examples, threat_variants
+from froc_cli.metrics._evaluate import attack_examples, threat_variants
 
 __all__ = ["PanelEstimate", "crossfit_panel", "fold_ids"]
 
@@ -125,12 +125,13 @@ def _transfer_rows(
     space: FeatureSpace,
     threat: ThreatModel,
     seed: int,
-) -> dict[str, torch.Tensor]:
-    """PGD examples of the held-out rows crafted on ``source`` fitted to unedited rows."""
+) -> dict[str, list[torch.Tensor]]:
+    """Each attack's examples of the held-out rows, per attack space, crafted on ``source``
+    fitted to unedited rows."""
     network = fit_panel_member(source, x_train, y_train, seed=seed + _TRANSFER_SEED_OFFSET)
     assert network.network is not None
     return {
-        name: pgd_examples(network.network, x_held, y_held, space, variant)
+        name: attack_examples(network.network, x_held, y_held, space, variant, seed=seed)
         for name, variant in threat_variants(threat).items()
     }
 
@@ -180,6 +181,7 @@ def crossfit_panel(
             figures = measure_panel_member(
                 member, x[held], y[held], groups[~keep],
                 space=space, threat=threat, transfer_x=transfer, criterion=criterion,
+                seed=seed + fold,
             )  # fmt: skip
             results[name].append(figures)
             if progress is not None:

@@ -213,6 +213,7 @@ class ValidationScore:
     majority_floor: float
     bias_score: float
     robustness_pgd: float
+    robustness: float
     rarer_share: float
     bce: float
     fairness: float
@@ -251,7 +252,7 @@ class ValidationScore:
 
     def robustness_se(self) -> float:
         """Binomial standard error of S_R."""
-        r = self.robustness_pgd
+        r = self.robustness
         return math.sqrt(r * (1 - r) / max(self.n_rows, 1))
 
     def to_dict(self) -> dict[str, Any]:
@@ -297,7 +298,7 @@ class EpochProgress:
     epochs: int
     accuracy: float | None
     bias_score: float | None
-    robustness_pgd: float | None
+    robustness: float | None
 
 
 @dataclass
@@ -339,8 +340,11 @@ def score_validation(
     space: FeatureSpace,
     threat: ThreatModel,
     objective: Objective,
+    seed: int = 0,
 ) -> ValidationScore:
-    """Score ``model`` on ``rows``: accuracy, S_B, S_R under PGD and eq. 10's terms.
+    """Score ``model`` on ``rows``: accuracy, S_B, S_R under PGD, S_R as the gate measures it
+    (``robustness``: every attack of ``threat``, APGD's restarts drawn from ``seed``, summarised
+    by its robust metric) and eq. 10's terms.
 
     R uses the training attack of ``objective`` (the PGD examples when it is PGD).
     """
@@ -369,11 +373,17 @@ def score_validation(
             )
         )
         robustness_loss = float(F.binary_cross_entropy_with_logits(logits_adv, rows.y))
-    model.train(was_training)
     y = rows.y.cpu().numpy().astype(np.int8)
     a = rows.a_numpy.astype(np.int8)
     pred = (logits > 0).cpu().numpy().astype(np.int8)
     pred_pgd = (logits_pgd > 0).cpu().numpy().astype(np.int8)
+    robust = pred_pgd == y if "pgd" in threat.attacks else np.ones(len(y), dtype=bool)
+    for kind in threat.attacks:
+        if kind != "pgd":  # the PGD examples above serve the gate too
+            attack = make_attack(kind, model, space, threat, seed=seed)
+            robust &= (predict_logits(model, attack_in_chunks(attack, rows.x, rows.y)) > 0).cpu(
+            ).numpy() == y  # fmt: skip
+    model.train(was_training)
     positive_share = float(pred.mean()) if len(pred) else 0.0
     bias = m.criterion_score(pred, y, a, objective.fairness)
     if objective.fairness == "parity" and bool(np.isin(a, (0, 1)).all()):
@@ -390,6 +400,7 @@ def score_validation(
         majority_floor=m.majority_floor(y),
         bias_score=bias,
         robustness_pgd=m.robustness_score(pred_pgd, y),
+        robustness=m.robust_summary(robust, y, pred, threat.robust_metric),
         rarer_share=min(positive_share, 1.0 - positive_share),
         bce=bce,
         fairness=fairness,
@@ -406,7 +417,7 @@ def score_validation(
 def _violation(score: ValidationScore, target_f: float | None, target_r: float | None) -> float:
     """Total amount by which ``score`` misses the targets (0: met); degenerate adds 1."""
     return shortfall(
-        score.bias_score, score.robustness_pgd, target_f, target_r, degenerate=score.degenerate
+        score.bias_score, score.robustness, target_f, target_r, degenerate=score.degenerate
     )
 
 
@@ -456,7 +467,9 @@ def _run_fit(
         epochs_run = stats.epoch + 1
         due = epochs_run % config.eval_every == 0 or epochs_run == epochs
         score = (
-            score_validation(net, ctx.val, ctx.space, config.threat, objective)
+            score_validation(
+                net, ctx.val, ctx.space, config.threat, objective, seed=config.train.seed
+            )
             if due or config.trace
             else None
         )
@@ -472,7 +485,7 @@ def _run_fit(
                     epochs=epochs,
                     accuracy=None if score is None else score.accuracy,
                     bias_score=None if score is None else score.bias_score,
-                    robustness_pgd=None if score is None else score.robustness_pgd,
+                    robustness=None if score is None else score.robustness,
                 )
             )
         if not due or score is None:
@@ -542,6 +555,7 @@ def _trace_row(
         "val_accuracy": nan if score is None else score.accuracy,
         "val_bias_score": nan if score is None else score.bias_score,
         "val_robustness_pgd": nan if score is None else score.robustness_pgd,
+        "val_robustness": nan if score is None else score.robustness,
     }
 
 
@@ -578,7 +592,7 @@ class _Search:
         return self.ctx.target_f is None or trial.score.bias_score <= self.ctx.target_f
 
     def meets_r(self, trial: Trial) -> bool:
-        return self.ctx.target_r is None or trial.score.robustness_pgd >= self.ctx.target_r
+        return self.ctx.target_r is None or trial.score.robustness >= self.ctx.target_r
 
     def solve(self, which: Literal["f", "r"], trial: Trial) -> Trial:
         """Raise lambda_<which> geometrically until its target is met, then bisect.
@@ -601,7 +615,7 @@ class _Search:
 
         def closeness(t: Trial) -> float:
             score = t.score
-            return -score.bias_score if which == "f" else score.robustness_pgd
+            return -score.bias_score if which == "f" else score.robustness
 
         closest = trial  # the non-degenerate fit nearest the target so far
         stalled = 0
@@ -744,7 +758,7 @@ def fit_froc_in(
         chosen=chosen,
         trials=list(ctx.trials),
         feasible=chosen.meets_thresholds and not chosen.score.degenerate,
-        targets={"bias_score": ctx.target_f, "robustness_pgd": ctx.target_r},
+        targets={"bias_score": ctx.target_f, "robustness": ctx.target_r},
         trace=list(ctx.trace),
         seconds=time.perf_counter() - started,
     )

@@ -14,7 +14,7 @@ plain training, as an outside trainer would, and judged on rows it never saw. Me
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from froc_cli.core._config import Objective, ThreatModel, TrainConfig
 from froc_cli.core._errors import InputError
 from froc_cli.core._fairness import active_pair, gap_standard_error
 from froc_cli.metrics import _scores as m
-from froc_cli.metrics._evaluate import pgd_examples, threat_variants
+from froc_cli.metrics._evaluate import attack_examples, threat_variants
 from froc_cli.models._nets import build_model, parse_model_spec
 from froc_cli.models._training import predict_logits, train_model
 
@@ -134,15 +134,19 @@ def measure_panel_member(
     *,
     space: FeatureSpace,
     threat: ThreatModel,
-    transfer_x: Mapping[str, torch.Tensor],
+    transfer_x: Mapping[str, torch.Tensor | Sequence[torch.Tensor]],
     criterion: str = "parity",
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Accuracy, majority floor, S_B (eq. 7; ``criterion`` over the judged groups of ``a``)
     and S_R (eq. 8) of ``member`` on ``(x, y, a)``.
 
     White-box S_R (``robustness_whitebox_<space>``) attacks the member's own gradient in each
-    space of :func:`threat_variants`; transfer S_R (``robustness_transfer_<space>``) replays
-    the rows of ``transfer_x`` (crafted on an independent model) against it.
+    space of :func:`threat_variants` with every attack of ``threat`` (a row is robust when
+    none breaks it; APGD's restarts drawn from ``seed``); transfer S_R
+    (``robustness_transfer_<space>``) replays the rows of ``transfer_x`` (each attack's,
+    crafted on an independent model) against it. Both are summarised by the threat's robust
+    metric.
     """
     labels = y.cpu().numpy().astype(np.int8)
     pred = member.decisions(x)
@@ -166,16 +170,35 @@ def measure_panel_member(
     for variant, variant_threat in threat_variants(threat).items():
         keys = []
         if member.network is not None:
-            x_adv = pgd_examples(member.network, x, y, space, variant_threat)
+            examples = attack_examples(member.network, x, y, space, variant_threat, seed=seed)
             keys.append(f"robustness_whitebox_{variant}")
-            figures[keys[-1]] = m.robustness_score(member.decisions(x_adv), labels)
+            figures[keys[-1]] = _robustness(member, examples, labels, pred, threat.robust_metric)
         if variant in transfer_x:
             keys.append(f"robustness_transfer_{variant}")
-            figures[keys[-1]] = m.robustness_score(member.decisions(transfer_x[variant]), labels)
+            figures[keys[-1]] = _robustness(
+                member, transfer_x[variant], labels, pred, threat.robust_metric
+            )
         for key in keys:
             errors[key] = _share_error(figures[key], len(labels))
     figures["standard_errors"] = errors
     return figures
+
+
+def _robustness(
+    member: PanelMember,
+    examples: torch.Tensor | Sequence[torch.Tensor],
+    labels: np.ndarray,
+    pred: np.ndarray,
+    robust_metric: str,
+) -> float:
+    """S_R of ``member`` against every set of adversarial ``examples`` (one tensor: one set; a
+    row is robust when none breaks it), summarised by ``robust_metric``."""
+    if isinstance(examples, torch.Tensor):
+        examples = [examples]
+    robust = np.ones(len(labels), dtype=bool)
+    for x_adv in examples:
+        robust &= member.decisions(x_adv) == labels
+    return m.robust_summary(robust, labels, pred, robust_metric)
 
 
 def _share_error(share: float, rows: int) -> float:

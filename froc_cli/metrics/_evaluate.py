@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.attacks import FeatureSpace, certify_rows, make_attack
 from froc_cli.core._config import ThreatModel
 from froc_cli.core._device import flushing_denormals
 from froc_cli.core._fairness import FAIRNESS_CRITERIA, criterion_gap
@@ -21,6 +21,7 @@ __all__ = [
     "Decisions",
     "Evaluation",
     "attack_decisions",
+    "attack_examples",
     "attack_in_chunks",
     "evaluate_decisions",
     "pgd_examples",
@@ -53,6 +54,24 @@ def pgd_examples(
     return attack_in_chunks(make_attack("pgd", model, space, threat), x, y)
 
 
+def attack_examples(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    space: FeatureSpace,
+    threat: ThreatModel,
+    *,
+    seed: int = 0,
+) -> list[torch.Tensor]:
+    """The examples of every attack of ``threat`` crafted on ``model`` (put in eval mode), in
+    :data:`ATTACK_CHUNK`-row chunks; a row is robust against them when none breaks it."""
+    model.eval()
+    return [
+        attack_in_chunks(make_attack(kind, model, space, threat, seed=seed), x, y)
+        for kind in threat.attacks
+    ]
+
+
 def threat_variants(threat: ThreatModel) -> dict[str, ThreatModel]:
     """The attack spaces robustness is reported in: ``valid`` (the threat's category budget),
     ``numeric`` (numeric moves only, when the budget allows switches) and ``continuous`` (the
@@ -80,6 +99,32 @@ class Decisions:
     pred_pgd: np.ndarray | None = None
     criterion: str = "parity"
     group_names: tuple[str, ...] | None = None
+    pred_apgd: np.ndarray | None = None
+    certified: np.ndarray | None = None
+
+    @property
+    def attacked(self) -> dict[str, np.ndarray]:
+        """Decisions under each attack run (name: decisions)."""
+        runs = (("fgsm", self.pred_fgsm), ("pgd", self.pred_pgd), ("apgd", self.pred_apgd))
+        return {kind: pred for kind, pred in runs if pred is not None}
+
+    @property
+    def robust_rows(self) -> np.ndarray | None:
+        """Rows correct under every attack run (None when none ran): no attack broke them."""
+        runs = list(self.attacked.values())
+        if not runs:
+            return None
+        robust = np.ones(len(self.y), dtype=bool)
+        for pred in runs:
+            robust &= pred == self.y
+        return robust
+
+    @property
+    def pred_attacked(self) -> np.ndarray | None:
+        """Decisions under the strongest attack, row by row: the wrong decision where some
+        attack broke the row, the right one where none did."""
+        robust = self.robust_rows
+        return None if robust is None else np.where(robust, self.y, 1 - self.y).astype(np.int8)
 
     @property
     def extended(self) -> bool:
@@ -108,32 +153,48 @@ def attack_decisions(
     *,
     criterion: str = "parity",
     group_names: tuple[str, ...] | None = None,
+    seed: int = 0,
+    certify: bool = False,
 ) -> Decisions:
-    """Clean, FGSM and PGD decisions of ``model`` on (x, y), attacked in chunks; judged by
-    ``criterion`` over the groups ``a`` codes (``group_names``: see :class:`Decisions`)."""
+    """Clean decisions of ``model`` on (x, y) and its decisions under each attack of
+    ``threat.attacks`` (APGD's random restarts drawn from ``seed``), attacked in chunks;
+    with ``certify``, the rows certified robust (:func:`froc_cli.attacks.certify`, froc's own
+    networks only). Judged by ``criterion`` over the groups ``a`` codes (``group_names``: see
+    :class:`Decisions`)."""
     model.eval()
     clean = (predict_logits(model, x, chunk=ATTACK_CHUNK) > 0).cpu().numpy().astype(np.int8)
     adversarial: dict[str, np.ndarray] = {}
-    for kind in ("fgsm", "pgd"):
-        attack = make_attack(kind, model, space, threat)
+    for kind in threat.attacks:
+        attack = make_attack(kind, model, space, threat, seed=seed)
         parts = []
         for start in range(0, x.shape[0], ATTACK_CHUNK):
             xb, yb = x[start : start + ATTACK_CHUNK], y[start : start + ATTACK_CHUNK]
             parts.append((predict_logits(model, attack(xb, yb)) > 0).cpu().numpy())
         adversarial[kind] = np.concatenate(parts).astype(np.int8)
+    certified = None
+    if certify:
+        certified = certify_rows(model, x, y, space, threat).cpu().numpy()
     return Decisions(
         y=y.cpu().numpy().astype(np.int8),
         a=np.asarray(a).astype(np.int8),
         pred=clean,
-        pred_fgsm=adversarial["fgsm"],
-        pred_pgd=adversarial["pgd"],
+        pred_fgsm=adversarial.get("fgsm"),
+        pred_pgd=adversarial.get("pgd"),
         criterion=criterion,
         group_names=group_names,
+        pred_apgd=adversarial.get("apgd"),
+        certified=certified,
     )
 
 
 def _robustness_statistic(pred_adv: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], float]:
     return lambda i: m.robustness_score(pred_adv[i], y[i])
+
+
+def _robust_statistic(
+    robust: np.ndarray, y: np.ndarray, pred: np.ndarray, summary: str
+) -> Callable[[np.ndarray], float]:
+    return lambda i: m.robust_summary(robust[i], y[i], pred[i], summary)
 
 
 def _bias_statistic(
@@ -159,10 +220,21 @@ def _statistics(d: Decisions) -> dict[str, Callable[[np.ndarray], float]]:
         stats["equal_opportunity_difference"] = lambda i: m.equal_opportunity_difference(
             d.pred[i], d.y[i], d.a[i]
         )
-    for kind, pred_adv in (("fgsm", d.pred_fgsm), ("pgd", d.pred_pgd)):
-        if pred_adv is not None:
-            stats[f"robustness_{kind}"] = _robustness_statistic(pred_adv, d.y)
-            stats[f"bias_score_{kind}"] = _bias_statistic(pred_adv, d.y, d.a, d.criterion, binary)
+    for kind, pred_adv in d.attacked.items():
+        stats[f"robustness_{kind}"] = _robustness_statistic(pred_adv, d.y)
+        stats[f"bias_score_{kind}"] = _bias_statistic(pred_adv, d.y, d.a, d.criterion, binary)
+    robust, attacked = d.robust_rows, d.pred_attacked
+    if robust is not None and attacked is not None:
+        for key, summary in (
+            ("robustness", "accuracy"),
+            ("robustness_balanced", "balanced"),
+            ("robustness_retention", "retention"),
+        ):
+            stats[key] = _robust_statistic(robust, d.y, d.pred, summary)
+        stats["bias_score_attacked"] = _bias_statistic(attacked, d.y, d.a, d.criterion, binary)
+    if d.certified is not None:
+        certified = d.certified
+        stats["robustness_certified"] = lambda i: m.share(certified[i])
     return stats
 
 
@@ -180,9 +252,13 @@ def _group_figures(d: Decisions, code: int) -> dict[str, float]:
             within = d.y == label
             figures[name] = m.favourable_rate(d.pred[within], d.a[within], code)
     figures["accuracy"] = m.accuracy(d.pred[rows], d.y[rows])
-    for kind, pred_adv in (("fgsm", d.pred_fgsm), ("pgd", d.pred_pgd)):
-        if pred_adv is not None:
-            figures[f"robust_accuracy_{kind}"] = m.accuracy(pred_adv[rows], d.y[rows])
+    for kind, pred_adv in d.attacked.items():
+        figures[f"robust_accuracy_{kind}"] = m.accuracy(pred_adv[rows], d.y[rows])
+    robust = d.robust_rows
+    if robust is not None:
+        figures["robust_accuracy"] = m.share(robust[rows])
+    if d.certified is not None:
+        figures["certified_accuracy"] = m.share(d.certified[rows])
     return figures
 
 

@@ -20,17 +20,20 @@ from froc_cli.metrics._scores import accuracy, majority_floor
 __all__ = [
     "FLOOR_Z",
     "NEAR_CONSTANT_SHARE",
+    "ROBUSTNESS_KEYS",
     "GateCheck",
     "GateResult",
     "above_floor",
     "check_gate",
     "degenerate_checks",
+    "floor_warning",
     "is_degenerate",
     "is_degenerate_decisions",
     "is_near_constant",
     "near_constant_limit",
     "parity_flip_count",
     "parity_flip_quotas",
+    "robustness_key",
     "shortfall",
     "tightened_bias_threshold",
     "tightened_robustness_threshold",
@@ -200,10 +203,60 @@ def degenerate_checks(metrics: Mapping[str, float]) -> tuple[GateCheck, ...]:
     return tuple(checks)
 
 
+ROBUSTNESS_KEYS = {
+    "accuracy": "robustness",
+    "balanced": "robustness_balanced",
+    "retention": "robustness_retention",
+}
+# What a constant model scores on each summary of S_R (accuracy: the majority share).
+_CONSTANT_SCORES = {"balanced": 0.5, "retention": 1.0}
+
+
+def robustness_key(metrics: Mapping[str, float], robust_metric: str = "accuracy") -> str:
+    """The metric ``--delta-r`` gates: the robust-metric summary over every attack run
+    (``robustness``, ``robustness_balanced``, ``robustness_retention``), or ``robustness_pgd``
+    for figures measured with PGD alone."""
+    key = ROBUSTNESS_KEYS[robust_metric]
+    return key if key in metrics or "robustness_pgd" not in metrics else "robustness_pgd"
+
+
+def floor_warning(
+    delta_r: float | None, metrics: Mapping[str, float], robust_metric: str = "accuracy"
+) -> str | None:
+    """A warning when ``delta_r`` is at or below what a constant model scores (it cannot be
+    attacked): the majority-class floor for accuracy, 0.5 for balanced; retention is 1 for a
+    constant model, so it always warns that the degenerate-model checks carry the gate."""
+    if delta_r is None or delta_r <= 0:  # 0 asks for no robustness at all
+        return None
+    if robust_metric == "retention":
+        return (
+            "--robust-metric retention: a constant model keeps every row it gets right "
+            "(retention 1), so only the degenerate-model checks rule it out"
+        )
+    floor = (
+        metrics.get("majority_floor", math.nan)
+        if robust_metric == "accuracy"
+        else _CONSTANT_SCORES[robust_metric]
+    )
+    if not math.isfinite(floor) or delta_r > floor:
+        return None
+    what = "the majority-class floor" if robust_metric == "accuracy" else "a constant model's"
+    return (
+        f"--delta-r {delta_r:g} is at or below {what} {floor:.3f} ({robust_metric}): a constant "
+        "model meets this threshold without being robust; gate above it"
+        + (" or use --robust-metric balanced (floor 0.5)" if robust_metric == "accuracy" else "")
+    )
+
+
 def check_gate(
-    metrics: Mapping[str, float], *, delta_f: float | None, delta_r: float | None
+    metrics: Mapping[str, float],
+    *,
+    delta_f: float | None,
+    delta_r: float | None,
+    robust_metric: str = "accuracy",
 ) -> GateResult:
-    """Gate: S_B <= delta_F and S_R(PGD) >= delta_R, by a model that is not degenerate
+    """Gate: S_B <= delta_F and S_R >= delta_R (S_R over every attack run, summarised by
+    ``robust_metric``: :func:`robustness_key`), by a model that is not degenerate
     (:func:`degenerate_checks`, added whenever a threshold is asked for: a constant model is
     fair and often "robust" for free). A NaN metric never passes."""
     checks: list[GateCheck] = []
@@ -211,12 +264,13 @@ def check_gate(
         value = metrics["bias_score"]
         checks.append(GateCheck("bias_score", value, delta_f, "<=", bool(value <= delta_f)))
     if delta_r is not None:
-        if "robustness_pgd" not in metrics:
+        key = robustness_key(metrics, robust_metric)
+        if key not in metrics:
             raise InputError(
                 "--delta-r needs a model to attack; --predictions audits fairness only"
             )
-        value = metrics["robustness_pgd"]
-        checks.append(GateCheck("robustness_pgd", value, delta_r, ">=", bool(value >= delta_r)))
+        value = metrics[key]
+        checks.append(GateCheck(key, value, delta_r, ">=", bool(value >= delta_r)))
     if checks:
         checks.extend(degenerate_checks(metrics))
     return GateResult(tuple(checks))

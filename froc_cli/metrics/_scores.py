@@ -13,6 +13,7 @@ from froc_cli.core._fairness import criterion_gap
 
 __all__ = [
     "accuracy",
+    "balanced_share",
     "bias_score",
     "bootstrap_interval",
     "criterion_score",
@@ -20,7 +21,9 @@ __all__ = [
     "equal_opportunity_difference",
     "favourable_rate",
     "majority_floor",
+    "robust_summary",
     "robustness_score",
+    "share",
 ]
 
 
@@ -45,6 +48,33 @@ def criterion_score(pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: s
     if criterion == "parity" and np.isin(a, (0, 1)).all():
         return bias_score(pred, a)
     return criterion_gap(pred, y, a, criterion)
+
+
+def share(flags: np.ndarray) -> float:
+    """Share of true entries (NaN when there are none)."""
+    return _rate(np.asarray(flags, dtype=bool))
+
+
+def balanced_share(flags: np.ndarray, y: np.ndarray) -> float:
+    """Mean over the classes present in ``y`` of the share of their rows flagged: for
+    robustness, a constant model scores 0.5 (one class all right, the other all wrong)."""
+    flags, y = np.asarray(flags, dtype=bool), np.asarray(y)
+    shares = [float(flags[y == c].mean()) for c in (0, 1) if (y == c).any()]
+    return float(np.mean(shares)) if shares else float("nan")
+
+
+def robust_summary(
+    robust: np.ndarray, y: np.ndarray, pred: np.ndarray, robust_metric: str
+) -> float:
+    """S_R from the rows no attack broke (``robust``): ``accuracy`` (their share, eq. 8),
+    ``balanced`` (:func:`balanced_share`) or ``retention`` (their share among the rows
+    ``pred`` gets right)."""
+    robust = np.asarray(robust, dtype=bool)
+    if robust_metric == "balanced":
+        return balanced_share(robust, y)
+    if robust_metric == "retention":
+        return share(robust[np.asarray(pred) == np.asarray(y)])
+    return share(robust)
 
 
 def accuracy(pred: np.ndarray, y: np.ndarray) -> float:

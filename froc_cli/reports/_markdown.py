@@ -33,6 +33,13 @@ METRIC_LABELS: dict[str, str] = {
     "equal_opportunity_difference": "Equal-opportunity difference (TPR a=0 - a=1)",
     "rows": "Rows audited",
     "rarer_decision_share": "Share of rows given the rarer decision",
+    "robustness_apgd": "S_R robustness, APGD (eq. 8)",
+    "bias_score_apgd": "S_B under APGD",
+    "robustness": "S_R robustness, every attack (eq. 8; the gated figure)",
+    "robustness_balanced": "S_R balanced (class mean; a constant model: 0.5)",
+    "robustness_retention": "S_R retention (correct rows kept correct)",
+    "bias_score_attacked": "S_B under the strongest attack",
+    "robustness_certified": "S_R certified (a proven lower bound)",
     "parity_difference": "Parity difference (largest favourable-rate gap)",
     "opportunity_difference": "Opportunity difference (largest TPR gap)",
     "odds_difference": "Odds difference (largest TPR or FPR gap)",
@@ -49,7 +56,12 @@ GROUP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("accuracy", "accuracy"),
     ("robust acc. FGSM", "robust_accuracy_fgsm"),
     ("robust acc. PGD", "robust_accuracy_pgd"),
+    ("robust acc. APGD", "robust_accuracy_apgd"),
+    ("robust acc. (all)", "robust_accuracy"),
+    ("certified", "certified_accuracy"),
 )
+# Columns shown even when no group has the figure (n/a): the ones every audit always had.
+_ALWAYS = ("rows", "accuracy", "robust_accuracy_fgsm", "robust_accuracy_pgd")
 
 
 def metric_label(key: str, fairness: str = "parity") -> str:
@@ -63,11 +75,7 @@ def metric_label(key: str, fairness: str = "parity") -> str:
 def group_columns(groups: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
     """The per-group table's columns for these groups' figures."""
     present = set().union(*groups.values()) if groups else set()
-    return [
-        (title, key)
-        for title, key in GROUP_COLUMNS
-        if key in present or key.startswith("robust_accuracy") or key in ("rows", "accuracy")
-    ]
+    return [(title, key) for title, key in GROUP_COLUMNS if key in present or key in _ALWAYS]
 
 
 def group_cells(figures: dict[str, float], columns: list[tuple[str, str]]) -> list[str]:
@@ -120,7 +128,9 @@ def format_number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def render_audit_markdown(result: AuditResult, gate: GateResult | None = None) -> str:
+def render_audit_markdown(
+    result: AuditResult, gate: GateResult | None = None, warning: str | None = None
+) -> str:
     """A markdown report of an audit (for a PR comment), settings and versions included."""
     lines = [f"## froc audit: `{result.source}`", ""]
     if gate is not None and gate.checks:
@@ -138,6 +148,8 @@ def render_audit_markdown(result: AuditResult, gate: GateResult | None = None) -
                 f"{'pass' if check.passed else 'FAIL'} |"
             )
         lines.append("")
+        if warning:
+            lines += [f"**Warning:** {warning}", ""]
     has_ci = bool(result.evaluation.intervals)
     lines += [
         "| metric | value |" + (" 95% CI |" if has_ci else ""),

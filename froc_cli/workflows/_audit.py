@@ -73,6 +73,7 @@ class AuditConfig:
     threads: int | None = 1
     delta_f: float | None = None
     delta_r: float | None = None
+    certify: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_size < 1.0:
@@ -81,6 +82,10 @@ class AuditConfig:
             raise InputError(f"--bootstrap {self.n_resamples}: expected at least 1 resample")
         check_fraction(self.delta_f, "--delta-f")
         check_fraction(self.delta_r, "--delta-r")
+        if self.certify and self.predictions is not None:
+            raise InputError(
+                "--certify needs a model to certify; --predictions audits fairness only"
+            )
         if self.delta_r is not None and self.predictions is not None:
             raise InputError(
                 "--delta-r needs a model to attack; --predictions audits fairness only"
@@ -321,11 +326,15 @@ def _audit_trained(
     )
     seconds["train"] = time.perf_counter() - mark
 
-    progress("attacking the test split (FGSM, PGD)")
+    progress(
+        f"attacking the test split ({config.threat.describe_attacks()})"
+        + (", certifying" if config.certify else "")
+    )
     mark = time.perf_counter()
     decisions = attack_decisions(
-        model, test.x, test.y, test.a_numpy, space, config.threat, **prepared.judging
-    )
+        model, test.x, test.y, test.a_numpy, space, config.threat, **prepared.judging,
+        seed=config.train.seed, certify=config.certify,
+    )  # fmt: skip
     seconds["attack"] = time.perf_counter() - mark
     evaluation = evaluate_decisions(
         decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples

@@ -318,8 +318,9 @@ def _audit_saved_model(
     space = FeatureSpace.from_encoder(audit_encoder, device)
     mark = time.perf_counter()
     decisions = attack_decisions(
-        model, rows.x, rows.y, rows.a_numpy, space, config.threat, **prepared.judging
-    )
+        model, rows.x, rows.y, rows.a_numpy, space, config.threat, **prepared.judging,
+        seed=config.train.seed, certify=config.certify,
+    )  # fmt: skip
     attack_seconds = time.perf_counter() - mark
     evaluation = evaluate_decisions(
         decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples

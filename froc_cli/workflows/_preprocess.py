@@ -79,7 +79,7 @@ class TrainerFileConfig:
     delta_f: float = 0.05
     delta_r: float = 0.6
     threat: ThreatModel = field(
-        default_factory=lambda: ThreatModel(attack_space="valid", cat_budget=0)
+        default_factory=lambda: ThreatModel(attack_space="valid", cat_budget=0, attacks=("pgd",))
     )
     robustness: RobustnessKind = "whitebox"
     target_models: tuple[str, ...] = DEFAULT_PANEL

@@ -93,7 +93,12 @@ class TrainInResult:
         froc = self.config.froc
         out = {}
         for name, evaluation in (("validation", self.validation), ("test", self.test)):
-            gate = check_gate(evaluation.metrics, delta_f=froc.delta_f, delta_r=froc.delta_r)
+            gate = check_gate(
+                evaluation.metrics,
+                delta_f=froc.delta_f,
+                delta_r=froc.delta_r,
+                robust_metric=froc.threat.robust_metric,
+            )
             out[name] = {"passed": gate.passed, "checks": [vars(c) for c in gate.checks]}
         return out
 
@@ -153,7 +158,12 @@ def _verdict(
         return "unconstrained"
     if not outcome.feasible:
         return "infeasible"
-    gate = check_gate(metrics, delta_f=config.delta_f, delta_r=config.delta_r)
+    gate = check_gate(
+        metrics,
+        delta_f=config.delta_f,
+        delta_r=config.delta_r,
+        robust_metric=config.threat.robust_metric,
+    )
     return "met" if gate.passed else "test_failed"
 
 
@@ -220,12 +230,13 @@ def _train_in_table(
     space = FeatureSpace.from_encoder(split.encoder, split.device)
     judging = prepared.judging
     val_decisions = attack_decisions(
-        outcome.model, val.x, val.y, val.a_numpy, space, froc.threat, **judging
+        outcome.model, val.x, val.y, val.a_numpy, space, froc.threat, **judging, seed=seed
     )
     test_rows = split.test
     test_decisions = attack_decisions(
-        outcome.model, test_rows.x, test_rows.y, test_rows.a_numpy, space, froc.threat, **judging
-    )
+        outcome.model, test_rows.x, test_rows.y, test_rows.a_numpy, space, froc.threat,
+        **judging, seed=seed,
+    )  # fmt: skip
     validation = evaluate_decisions(val_decisions, seed=seed)
     test = evaluate_decisions(test_decisions, seed=seed)
     near_constant_test = is_near_constant(test_decisions.pred, test_decisions.y)

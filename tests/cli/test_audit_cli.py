@@ -39,6 +39,10 @@ METRICS = {
     "bias_score_fgsm",
     "robustness_pgd",
     "bias_score_pgd",
+    "robustness",
+    "robustness_balanced",
+    "robustness_retention",
+    "bias_score_attacked",
 }
 FAIRNESS_METRICS = {
     "accuracy",
@@ -364,9 +368,11 @@ def test_json_metrics_and_gate(passing_json: dict[str, Any]) -> None:
     assert metrics["rows"] == passing_json["rows"]["test"] == 1200
     assert metrics["robustness_pgd"] <= metrics["accuracy"]
     assert metrics["robustness_fgsm"] <= metrics["accuracy"]
+    # A row is robust only when no attack broke it: the gated figure is below each attack's.
+    assert metrics["robustness"] <= min(metrics["robustness_pgd"], metrics["robustness_fgsm"])
     assert passing_json["gate"]["passed"] is True
     checks = {c["metric"]: c for c in passing_json["gate"]["checks"]}
-    assert list(checks) == ["bias_score", "robustness_pgd", "rarer_decision_share", "accuracy"]
+    assert list(checks) == ["bias_score", "robustness", "rarer_decision_share", "accuracy"]
     # The degenerate-model rule: at least 5% of rows get the rarer decision, and accuracy
     # beats the floor by 2 binomial standard errors of the floor over the audited rows.
     floor = metrics["majority_floor"]

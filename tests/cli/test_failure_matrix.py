@@ -150,7 +150,7 @@ def test_2_gate_fails_a_model_that_approves_nobody(tmp_path: Path) -> None:
     assert gate["passed"] is False and payload["exit_code"] == 1
     checks = {check["metric"]: check for check in gate["checks"]}
     # Fair and "robust" for free: the thresholds alone would pass it.
-    assert checks["bias_score"]["passed"] and checks["robustness_pgd"]["passed"]
+    assert checks["bias_score"]["passed"] and checks["robustness"]["passed"]
     failed = {name for name, check in checks.items() if not check["passed"]}
     assert failed and failed <= {"rarer_decision_share", "accuracy"}, gate
     for name in failed:

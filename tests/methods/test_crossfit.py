@@ -152,9 +152,10 @@ def test_crossfit_never_measures_a_model_on_rows_it_or_their_copies_trained_on(
             np.testing.assert_array_equal(m["a"], a.numpy()[rows])
             # Transfer examples of the fold's rows, crafted on this fold's transfer source.
             assert set(m["transfer_x"]) == {"valid", "continuous"}
-            for crafted in m["transfer_x"].values():
-                assert crafted.shape == m["x"].shape
-                assert float((crafted - m["x"]).abs().max()) <= THREAT.eps + 1e-6
+            for per_attack in m["transfer_x"].values():
+                for crafted in per_attack:  # one set per attack of the threat
+                    assert crafted.shape == m["x"].shape
+                    assert float((crafted - m["x"]).abs().max()) <= THREAT.eps + 1e-6
 
             # The model measured: trained on every other row and copy, and nothing else.
             (fit,) = [f for f in fits if f["member"] is m["member"]]

@@ -277,7 +277,7 @@ def test_search_choice_and_report(planted: pd.DataFrame) -> None:
     assert result.validation.metrics["bias_score"] == pytest.approx(best.score.bias_score)
     assert result.validation.metrics["robustness_pgd"] == pytest.approx(best.score.robustness_pgd)
     # the search aims inside the thresholds by one validation standard error
-    assert outcome.targets["bias_score"] < 0.1 and outcome.targets["robustness_pgd"] > 0.6
+    assert outcome.targets["bias_score"] < 0.1 and outcome.targets["robustness"] > 0.6
     payload = result.to_dict()
     assert payload["chosen_trial"] == best.index
     assert len(payload["trials"]) == len(outcome.trials)
@@ -313,6 +313,7 @@ def test_degenerate_flags() -> None:
             majority_floor=floor,
             bias_score=0.0,
             robustness_pgd=0.8,
+            robustness=0.8,
             rarer_share=rarer,
             bce=0.5,
             fairness=0.0,

@@ -192,10 +192,20 @@ def test_evaluate_decisions_metric_names_and_group_figures() -> None:
         "equal_opportunity_difference",
         "robustness_pgd",
         "bias_score_pgd",
+        "robustness",
+        "robustness_balanced",
+        "robustness_retention",
+        "bias_score_attacked",
         "rows",
         "rarer_decision_share",
     }
     assert ev.metrics["rows"] == 6.0
+    # PGD alone ran: rows 3 and 4 robust; balanced (1/3 + 1/3) / 2; retention: of the correct
+    # rows 0 and 3, row 3 stays correct.
+    assert ev.metrics["robustness"] == pytest.approx(2 / 6)
+    assert ev.metrics["robustness_balanced"] == pytest.approx(1 / 3)
+    assert ev.metrics["robustness_retention"] == pytest.approx(1 / 2)
+    assert ev.metrics["bias_score_attacked"] == pytest.approx(1 / 3)
     assert ev.metrics["rarer_decision_share"] == pytest.approx(1 / 6)
     # favourable rates 2/3 (a=0) and 3/3 (a=1); under PGD 1/3 and 2/3
     assert ev.metrics["bias_score"] == pytest.approx(1 / 3)
@@ -211,6 +221,7 @@ def test_evaluate_decisions_metric_names_and_group_figures() -> None:
         "favourable_rate": pytest.approx(2 / 3),
         "accuracy": pytest.approx(1 / 3),
         "robust_accuracy_pgd": pytest.approx(0.0),
+        "robust_accuracy": pytest.approx(0.0),
     }
     assert ev.groups["unprotected"]["robust_accuracy_pgd"] == pytest.approx(2 / 3)
     assert "robust_accuracy_fgsm" not in ev.groups["unprotected"]

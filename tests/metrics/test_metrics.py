@@ -155,6 +155,12 @@ def test_evaluate_decisions_metrics_and_groups() -> None:
             "bias_score_fgsm": 0.75,
             "robustness_pgd": 2 / 8,  # rows 1,5 correct
             "bias_score_pgd": 0.25,
+            # no attack broke rows 1 and 5; balanced (1/5 + 1/3) / 2; retention: 2 of the 5
+            # correct rows; the strongest attack's decisions are PGD's here
+            "robustness": 2 / 8,
+            "robustness_balanced": (1 / 5 + 1 / 3) / 2,
+            "robustness_retention": 2 / 5,
+            "bias_score_attacked": 0.25,
             "rows": 8,
             "rarer_decision_share": 4 / 8,
         }
@@ -167,6 +173,7 @@ def test_evaluate_decisions_metrics_and_groups() -> None:
             "accuracy": 0.75,
             "robust_accuracy_fgsm": 0.5,
             "robust_accuracy_pgd": 0.25,
+            "robust_accuracy": 0.25,
         }
     )
     assert ev.groups["unprotected"]["base_rate"] == 0.75

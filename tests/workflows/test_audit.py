@@ -145,7 +145,7 @@ def test_progress_lines_and_thread_count_are_restored() -> None:
     assert [threads for _, threads in seen] == [1, 1, 1]
     assert seen[0][0].startswith("f: 400 rows, label 'approved'")
     assert seen[1][0] == "training mlp:8 for 60 epochs on cpu"
-    assert seen[2][0] == "attacking the test split (FGSM, PGD)"
+    assert seen[2][0] == "attacking the test split (FGSM and PGD-5)"
     assert result.settings["threads"] == 1
 
 
