@@ -137,6 +137,20 @@ def _live_progress(
         yield update, message
 
 
+def _unreachable_bias_target(delta_f: float | None, target: float | None) -> str | None:
+    """A warning when the margin leaves (almost) nothing of delta_F: the search then aims at a
+    gap the validation split cannot tell from noise, which only a constant model meets."""
+    if delta_f is None or target is None or delta_f <= 0 or target > delta_f / 4:
+        return None
+    return (
+        f"--delta-f {delta_f:g} tightened by the margin leaves an S_B target of {target:.3f} on "
+        "validation: the smallest groups' rates are too uncertain there to show a gap below "
+        "delta_F (each judged group needs more rows, above all for opportunity and odds); "
+        "lower --margin, raise --min-group-size to judge only larger groups, or ask a larger "
+        "--delta-f"
+    )
+
+
 def _print_result(console: Console, result: TrainInResult, model_note: str) -> None:
     from rich.table import Table
 
@@ -417,8 +431,16 @@ def train_in_command(
                 frame, config, source=str(data), progress=message, on_epoch=on_epoch
             )
         warn(too_small_warning(result.prepared.protected_summary(), min_group_size), quiet)
-        floor_note = floor_warning(delta_r, result.test.metrics, threat.robust_metric)
-        warn(floor_note and f"warning: {floor_note}", quiet)
+        notes = [
+            note
+            for note in (
+                floor_warning(delta_r, result.test.metrics, threat.robust_metric),
+                _unreachable_bias_target(delta_f, result.outcome.targets.get("bias_score")),
+            )
+            if note
+        ]
+        for note in notes:
+            warn(f"warning: {note}", quiet)
         if trace is not None:
             write_table_atomic(pd.DataFrame(result.outcome.trace), trace)
         exit_code = EXIT_OK if result.passed else EXIT_CONSTRAINTS_NOT_MET
@@ -435,8 +457,8 @@ def train_in_command(
             payload = result.to_dict()
             payload["model_file"] = None if written is None else str(written)
             payload["trace_file"] = None if trace is None else str(trace)
-            if floor_note:
-                payload["warnings"] = [floor_note]
+            if notes:
+                payload["warnings"] = notes
             payload["exit_code"] = exit_code
             typer.echo(json.dumps(payload, indent=2, allow_nan=False))
         else:

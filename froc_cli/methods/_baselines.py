@@ -86,8 +86,8 @@ _MAX_CODE = int(np.iinfo(np.int32).max)
 # --------------------------------------------------------------------------------------------
 
 
-def _binary_vector(name: str, values: npt.ArrayLike, n: int | None = None) -> IntArray:
-    """Return ``values`` as a 1-D int64 array of 0/1, or raise ValueError naming ``name``."""
+def _vector(name: str, values: npt.ArrayLike, n: int | None) -> np.ndarray:
+    """``values`` as a 1-D array of ``n`` entries (any when None), or ValueError naming it."""
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
@@ -95,6 +95,12 @@ def _binary_vector(name: str, values: npt.ArrayLike, n: int | None = None) -> In
         raise ValueError(f"{name} is empty: at least one row is needed")
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name} has {arr.shape[0]} entries but {n} rows were expected")
+    return arr
+
+
+def _binary_vector(name: str, values: npt.ArrayLike, n: int | None = None) -> IntArray:
+    """Return ``values`` as a 1-D int64 array of 0/1, or raise ValueError naming ``name``."""
+    arr = _vector(name, values, n)
     if arr.dtype == np.bool_:
         return arr.astype(np.int64)
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
@@ -112,13 +118,7 @@ def _group_codes(name: str, values: npt.ArrayLike, n: int | None = None) -> IntA
     Bool, integer and float input is accepted; floats must hold whole numbers (froc keeps the
     codes as float32).
     """
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty: at least one row is needed")
-    if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} has {arr.shape[0]} entries but {n} rows were expected")
+    arr = _vector(name, values, n)
     if arr.dtype == np.bool_:
         return arr.astype(np.int64)
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):

@@ -106,3 +106,15 @@ def test_train_in_measures_with_attack_and_trains_with_train_attack(sample_csv: 
     test = payload["test"]["metrics"]
     assert "robustness_apgd" in test and "robustness_fgsm" not in test
     assert test["robustness"] <= min(test["robustness_pgd"], test["robustness_apgd"])
+
+
+def test_a_bias_target_the_margin_eats_is_warned_about() -> None:
+    from froc_cli.cli.train_in import _unreachable_bias_target
+
+    # Adult race with odds: the two least certain groups' TPR errors take all of delta_F.
+    note = _unreachable_bias_target(0.1, 0.0)
+    assert note is not None and "--delta-f 0.1" in note and "target of 0.000" in note
+    assert "--margin" in note and "--min-group-size" in note
+    assert _unreachable_bias_target(0.1, 0.025) is not None  # a quarter or less: warned
+    assert _unreachable_bias_target(0.1, 0.06) is None  # the usual tightening: not
+    assert _unreachable_bias_target(None, None) is None
