@@ -92,6 +92,8 @@ _SHORT_TITLES: dict[str, str] = {
     "robustness_pgd": "S_R PGD",
     "transfer_fgsm": "FGSM transf.",
     "transfer_pgd": "PGD transf.",
+    "robustness_balanced": "bal.",
+    "robustness_retention": "retain",
     "majority_floor": "floor",
 }
 
@@ -322,6 +324,7 @@ def compare_command(
         check_csv_columns(data, spec)
         check_outputs({"DATA": data}, {"--report": report, "--plot": plot}, quiet=quiet)
         from froc_cli.core._io import write_text_atomic
+        from froc_cli.metrics._rules import floor_warning
         from froc_cli.reports._compare_markdown import render_compare_markdown
         from froc_cli.reports._markdown import too_small_warning
         from froc_cli.reports._plot import plot_compare
@@ -360,6 +363,9 @@ def compare_command(
                 ),
                 quiet,
             )
+        floors = [s.mean.get("majority_floor", float("nan")) for s in result.summaries]
+        floor_note = floor_warning(delta_r, {"majority_floor": max(floors, default=float("nan"))})
+        warn(floor_note and f"warning: {floor_note}", quiet)
         exit_code = EXIT_OK if result.any_meets_both else EXIT_CONSTRAINTS_NOT_MET
         if plot is not None:
             plot_compare(result, plot)
@@ -373,6 +379,8 @@ def compare_command(
             write_text_atomic(render_compare_markdown(result, plot=plot_link), report)
         if json_output:
             payload = result.to_dict()
+            if floor_note:
+                payload["warnings"] = [floor_note]
             payload["exit_code"] = exit_code
             typer.echo(json.dumps(payload, indent=2, allow_nan=False))
         else:

@@ -16,6 +16,8 @@ COLUMN_TITLES: dict[str, str] = {
     "robustness_pgd": "S_R PGD",
     "transfer_fgsm": "S_R FGSM transfer",
     "transfer_pgd": "S_R PGD transfer",
+    "robustness_balanced": "S_R balanced (FGSM+PGD)",
+    "robustness_retention": "S_R retention (FGSM+PGD)",
     "majority_floor": "majority floor",
 }
 

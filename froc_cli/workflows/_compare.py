@@ -118,6 +118,8 @@ TABLE_METRICS: tuple[str, ...] = (
     "robustness_pgd",
     "transfer_fgsm",
     "transfer_pgd",
+    "robustness_balanced",
+    "robustness_retention",
     "majority_floor",
 )
 _TRANSFER_SEED_OFFSET = 1000
