@@ -39,7 +39,9 @@ __all__ = [
     "describe_fairness",
     "gap_coefficients",
     "gap_standard_error",
+    "group_cells",
     "group_rates",
+    "is_binary_coding",
 ]
 
 NOT_JUDGED = -1
@@ -83,6 +85,17 @@ def group_rates(
     return {int(g): float(sums[g] / counts[g]) for g in np.flatnonzero(counts)}
 
 
+def is_binary_coding(a: np.ndarray) -> bool:
+    """True for the paper's coding: every code 0 (protected) or 1 (the rest)."""
+    return bool(np.isin(np.asarray(a), (0, 1)).all())
+
+
+def group_cells(a: np.ndarray) -> np.ndarray:
+    """The group codes to take cells of (stratifying, quotas): 0 and 1 for the binary coding
+    (an empty one too), else every code present, -1 (not judged) included."""
+    return np.union1d(a, (0, 1)) if is_binary_coding(a) else np.unique(a)
+
+
 def _rate_gap(rates: dict[int, float]) -> float:
     return max(rates.values()) - min(rates.values()) if len(rates) >= 2 else float("nan")
 
@@ -123,7 +136,17 @@ def active_pair(
 ) -> tuple[float, int, float, int]:
     """The rates and row counts of the two groups whose gap is the criterion's figure:
     ``(rate_high, rows_high, rate_low, rows_low)`` (NaN rates and 0 rows when fewer than two
-    groups have a rate). Their binomial errors give the figure's standard error."""
+    groups have a rate); for binary parity the protected group's, then the rest's. Their
+    binomial errors give the figure's standard error (:func:`gap_standard_error`)."""
+    if criterion == "parity" and is_binary_coding(a):
+        pred, a = np.asarray(pred), np.asarray(a)
+        protected, rest = pred[a == 0], pred[a == 1]
+        return (
+            float(protected.mean()) if protected.size else float("nan"),
+            int(protected.size),
+            float(rest.mean()) if rest.size else float("nan"),
+            int(rest.size),
+        )
     pred, codes = np.asarray(pred, dtype=np.float64), np.asarray(a).astype(np.int64)
     high, low, rows = _largest_pair(pred, np.asarray(y), codes, criterion)
     if high < 0:  # every rate equal (or fewer than two): the first two groups with a rate

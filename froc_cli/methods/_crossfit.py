@@ -26,6 +26,7 @@ from sklearn.model_selection import StratifiedKFold
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import ThreatModel
 from froc_cli.core._errors import InsufficientDataError
+from froc_cli.core._fairness import group_cells
 from froc_cli.methods._edit_plan import EditPlan, refit_flips
 from froc_cli.methods._panel import fit_panel_member, measure_panel_member
 from froc_cli.metrics._evaluate import attack_examples, threat_variants
@@ -44,7 +45,7 @@ def fold_ids(y: np.ndarray, a: np.ndarray, folds: int, seed: int) -> np.ndarray:
     width = int(codes.max(initial=1)) + 2  # binary: cells y * 3 + a + 1, in y * 2 + a's order
     strata = np.asarray(y).astype(int) * width + codes + 1
     # Every (label, group) cell, an empty one too (binary: both groups always).
-    groups = np.union1d(codes, (0, 1)) if np.isin(codes, (0, 1)).all() else np.unique(codes)
+    groups = group_cells(codes)
     present = np.array([label * width + g + 1 for label in (0, 1) for g in groups])
     counts = np.array([int((strata == cell).sum()) for cell in present])
     if (counts < folds).any():

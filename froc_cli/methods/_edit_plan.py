@@ -41,6 +41,7 @@ import torch
 from froc_cli.attacks import FeatureSpace, make_attack
 from froc_cli.core._config import Objective, ThreatModel, TrainConfig, check_learning_rate
 from froc_cli.core._errors import InputError
+from froc_cli.core._fairness import group_cells
 from froc_cli.core._io import to_python
 from froc_cli.data._dataset import PreparedData
 from froc_cli.data._encoder import TabularEncoder
@@ -201,8 +202,7 @@ def _addition_order(
     so that each round's slice keeps the cells' proportions."""
     picks, keys = [], []
     # Binary: groups 0 and 1 (an empty one too); else every code, -1 (too small) included.
-    codes = np.union1d(groups, (0, 1)) if np.isin(groups, (0, 1)).all() else np.unique(groups)
-    for group in codes:
+    for group in group_cells(groups):
         for label in (0, 1):
             cell = np.flatnonzero((groups == group) & (labels == label))
             take = cell[np.argsort(influence[cell], kind="stable")][: round(share * len(cell))]

@@ -386,15 +386,7 @@ def score_validation(
     model.train(was_training)
     positive_share = float(pred.mean()) if len(pred) else 0.0
     bias = m.criterion_score(pred, y, a, objective.fairness)
-    if objective.fairness == "parity" and bool(np.isin(a, (0, 1)).all()):
-        pair = (
-            m.favourable_rate(pred, a, 0),
-            int((a == 0).sum()),
-            m.favourable_rate(pred, a, 1),
-            int((a == 1).sum()),
-        )
-    else:
-        pair = active_pair(pred, y, a, objective.fairness)
+    pair = active_pair(pred, y, a, objective.fairness)
     return ValidationScore(
         accuracy=m.accuracy(pred, y),
         majority_floor=m.majority_floor(y),

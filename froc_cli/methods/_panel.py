@@ -151,7 +151,6 @@ def measure_panel_member(
     labels = y.cpu().numpy().astype(np.int8)
     pred = member.decisions(x)
     share = float(pred.mean()) if len(pred) else 0.0
-    binary_parity = criterion == "parity" and bool(np.isin(a, (0, 1)).all())
     figures: dict[str, Any] = {
         "rows": len(labels),
         "accuracy": m.accuracy(pred, labels),
@@ -161,11 +160,7 @@ def measure_panel_member(
     }
     errors = {
         "accuracy": _share_error(figures["accuracy"], len(labels)),
-        "bias_score": (
-            _bias_error(pred, np.asarray(a))
-            if binary_parity
-            else gap_standard_error(*active_pair(pred, labels, a, criterion))
-        ),
+        "bias_score": gap_standard_error(*active_pair(pred, labels, a, criterion)),
     }
     for variant, variant_threat in threat_variants(threat).items():
         keys = []
@@ -204,14 +199,3 @@ def _robustness(
 def _share_error(share: float, rows: int) -> float:
     """Binomial standard error of a share of ``rows`` rows (accuracy, S_R)."""
     return math.sqrt(max(share * (1.0 - share), 0.0) / max(rows, 1))
-
-
-def _bias_error(decisions: np.ndarray, groups: np.ndarray) -> float:
-    """Standard error of S_B (eq. 7): the two groups' favourable-decision rates are
-    independent binomial shares."""
-    variance = 0.0
-    for group in (0, 1):
-        members = decisions[groups == group]
-        rate = float(members.mean()) if len(members) else 0.0
-        variance += rate * (1.0 - rate) / max(len(members), 1)
-    return math.sqrt(variance)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from froc_cli.core._errors import InputError
-from froc_cli.core._fairness import criterion_conditions
+from froc_cli.core._fairness import criterion_conditions, is_binary_coding
 from froc_cli.metrics._scores import accuracy, majority_floor
 
 __all__ = [
@@ -130,7 +130,7 @@ def tightened_bias_threshold(
     each at its label rate (parity) or at 1/2 (TPR, FPR: the worst case, as no model's rates
     are known yet)."""
     y, a = np.asarray(y), np.asarray(a)
-    if criterion != "parity" or not np.isin(a, (0, 1)).all():
+    if criterion != "parity" or not is_binary_coding(a):
         return max(0.0, delta_f - margin * math.sqrt(_largest_gap_variance(y, a, criterion)))
     variance = 0.0
     for group in (0, 1):
@@ -291,7 +291,7 @@ def parity_flip_quotas(y: np.ndarray, a: np.ndarray) -> dict[int, tuple[int, int
     massaging count for many groups). Binary groups: :func:`parity_flip_count` pairs, the
     promotions in group 0 and the demotions in group 1."""
     y, a = np.asarray(y), np.asarray(a)
-    if np.isin(a, (0, 1)).all():
+    if is_binary_coding(a):
         pairs = parity_flip_count(y, a)
         return {0: (pairs, 0), 1: (0, pairs)}
     judged = a >= 0

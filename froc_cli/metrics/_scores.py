@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from froc_cli.core._fairness import criterion_gap
+from froc_cli.core._fairness import criterion_gap, is_binary_coding
 
 __all__ = [
     "accuracy",
@@ -45,7 +45,7 @@ def criterion_score(pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: s
     """S_B for a criterion over the judged groups of ``a`` (:mod:`froc_cli.core._fairness`);
     with the binary coding and parity exactly :func:`bias_score` (eq. 7)."""
     a = np.asarray(a)
-    if criterion == "parity" and np.isin(a, (0, 1)).all():
+    if criterion == "parity" and is_binary_coding(a):
         return bias_score(pred, a)
     return criterion_gap(pred, y, a, criterion)
 
