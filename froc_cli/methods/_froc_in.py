@@ -58,7 +58,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from froc_cli.attacks import FeatureSpace, make_attack
+from froc_cli.attacks import Attack, FeatureSpace, make_attack
 from froc_cli.core._config import (
     AttackKind,
     FairnessCriterion,
@@ -377,12 +377,16 @@ def score_validation(
     a = rows.a_numpy.astype(np.int8)
     pred = (logits > 0).cpu().numpy().astype(np.int8)
     pred_pgd = (logits_pgd > 0).cpu().numpy().astype(np.int8)
-    robust = pred_pgd == y if "pgd" in threat.attacks else np.ones(len(y), dtype=bool)
-    for kind in threat.attacks:
-        if kind != "pgd":  # the PGD examples above serve the gate too
-            attack = make_attack(kind, model, space, threat, seed=seed)
-            robust &= (predict_logits(model, attack_in_chunks(attack, rows.x, rows.y)) > 0).cpu(
-            ).numpy() == y  # fmt: skip
+    # The PGD examples above serve the gate too; the other attacks are crafted here.
+    robust = m.unbroken_rows(
+        (
+            pred_pgd
+            if kind == "pgd"
+            else _decisions(model, make_attack(kind, model, space, threat, seed=seed), rows)
+            for kind in threat.attacks
+        ),
+        y,
+    )
     model.train(was_training)
     positive_share = float(pred.mean()) if len(pred) else 0.0
     bias = m.criterion_score(pred, y, a, objective.fairness)
@@ -404,6 +408,11 @@ def score_validation(
         favourable_rate_protected=pair[0],
         favourable_rate_unprotected=pair[2],
     )
+
+
+def _decisions(model: nn.Module, attack: Attack, rows: EncodedRows) -> np.ndarray:
+    """The model's decisions on ``attack``'s examples of ``rows``."""
+    return (predict_logits(model, attack_in_chunks(attack, rows.x, rows.y)) > 0).cpu().numpy()
 
 
 def _violation(score: ValidationScore, target_f: float | None, target_r: float | None) -> float:

@@ -190,9 +190,7 @@ def _robustness(
     row is robust when none breaks it), summarised by ``robust_metric``."""
     if isinstance(examples, torch.Tensor):
         examples = [examples]
-    robust = np.ones(len(labels), dtype=bool)
-    for x_adv in examples:
-        robust &= member.decisions(x_adv) == labels
+    robust = m.unbroken_rows((member.decisions(x_adv) for x_adv in examples), labels)
     return m.robust_summary(robust, labels, pred, robust_metric)
 
 

@@ -47,6 +47,7 @@ from froc_cli.metrics._scores import (
     robust_summary,
     robustness_score,
     share,
+    unbroken_rows,
 )
 
 __all__ = [
@@ -88,4 +89,5 @@ __all__ = [
     "threat_variants",
     "tightened_bias_threshold",
     "tightened_robustness_threshold",
+    "unbroken_rows",
 ]

@@ -12,7 +12,7 @@ from torch import nn
 from froc_cli.attacks import FeatureSpace, certify_rows, make_attack
 from froc_cli.core._config import ThreatModel
 from froc_cli.core._device import flushing_denormals
-from froc_cli.core._fairness import FAIRNESS_CRITERIA, criterion_gap
+from froc_cli.core._fairness import FAIRNESS_CRITERIA
 from froc_cli.metrics import _scores as m
 from froc_cli.models._training import predict_logits
 
@@ -112,12 +112,7 @@ class Decisions:
     def robust_rows(self) -> np.ndarray | None:
         """Rows correct under every attack run (None when none ran): no attack broke them."""
         runs = list(self.attacked.values())
-        if not runs:
-            return None
-        robust = np.ones(len(self.y), dtype=bool)
-        for pred in runs:
-            robust &= pred == self.y
-        return robust
+        return m.unbroken_rows(runs, self.y) if runs else None
 
     @property
     def pred_attacked(self) -> np.ndarray | None:
@@ -198,11 +193,9 @@ def _robust_statistic(
 
 
 def _bias_statistic(
-    pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: str, binary: bool
+    pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: str
 ) -> Callable[[np.ndarray], float]:
-    if binary and criterion == "parity":
-        return lambda i: m.bias_score(pred[i], a[i])
-    return lambda i: criterion_gap(pred[i], y[i], a[i], criterion)
+    return lambda i: m.criterion_score(pred[i], y[i], a[i], criterion)
 
 
 def _statistics(d: Decisions) -> dict[str, Callable[[np.ndarray], float]]:
@@ -210,11 +203,11 @@ def _statistics(d: Decisions) -> dict[str, Callable[[np.ndarray], float]]:
     stats: dict[str, Callable[[np.ndarray], float]] = {
         "accuracy": lambda i: m.accuracy(d.pred[i], d.y[i]),
         "majority_floor": lambda i: m.majority_floor(d.y[i]),
-        "bias_score": _bias_statistic(d.pred, d.y, d.a, d.criterion, binary),
+        "bias_score": _bias_statistic(d.pred, d.y, d.a, d.criterion),
     }
     if d.extended:
         for criterion in FAIRNESS_CRITERIA:
-            stats[f"{criterion}_difference"] = _bias_statistic(d.pred, d.y, d.a, criterion, binary)
+            stats[f"{criterion}_difference"] = _bias_statistic(d.pred, d.y, d.a, criterion)
     if binary:
         stats["disparate_impact"] = lambda i: m.disparate_impact_ratio(d.pred[i], d.a[i])
         stats["equal_opportunity_difference"] = lambda i: m.equal_opportunity_difference(
@@ -222,7 +215,7 @@ def _statistics(d: Decisions) -> dict[str, Callable[[np.ndarray], float]]:
         )
     for kind, pred_adv in d.attacked.items():
         stats[f"robustness_{kind}"] = _robustness_statistic(pred_adv, d.y)
-        stats[f"bias_score_{kind}"] = _bias_statistic(pred_adv, d.y, d.a, d.criterion, binary)
+        stats[f"bias_score_{kind}"] = _bias_statistic(pred_adv, d.y, d.a, d.criterion)
     robust, attacked = d.robust_rows, d.pred_attacked
     if robust is not None and attacked is not None:
         for key, summary in (
@@ -231,7 +224,7 @@ def _statistics(d: Decisions) -> dict[str, Callable[[np.ndarray], float]]:
             ("robustness_retention", "retention"),
         ):
             stats[key] = _robust_statistic(robust, d.y, d.pred, summary)
-        stats["bias_score_attacked"] = _bias_statistic(attacked, d.y, d.a, d.criterion, binary)
+        stats["bias_score_attacked"] = _bias_statistic(attacked, d.y, d.a, d.criterion)
     if d.certified is not None:
         certified = d.certified
         stats["robustness_certified"] = lambda i: m.share(certified[i])

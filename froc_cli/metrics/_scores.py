@@ -5,7 +5,7 @@ Group convention: ``a == 0`` is the protected group, ``a == 1`` the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -24,6 +24,7 @@ __all__ = [
     "robust_summary",
     "robustness_score",
     "share",
+    "unbroken_rows",
 ]
 
 
@@ -61,6 +62,15 @@ def balanced_share(flags: np.ndarray, y: np.ndarray) -> float:
     flags, y = np.asarray(flags, dtype=bool), np.asarray(y)
     shares = [float(flags[y == c].mean()) for c in (0, 1) if (y == c).any()]
     return float(np.mean(shares)) if shares else float("nan")
+
+
+def unbroken_rows(attacked: Iterable[np.ndarray], y: np.ndarray) -> np.ndarray:
+    """Rows whose decision is right under every attack's decisions in ``attacked``: the rows
+    no attack broke (all rows when none ran)."""
+    robust = np.ones(len(y), dtype=bool)
+    for pred in attacked:
+        robust &= np.asarray(pred) == np.asarray(y)
+    return robust
 
 
 def robust_summary(
