@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,7 +59,13 @@ from ._precheck import check_csv_columns, check_table_file, check_table_suffix
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from froc_cli.methods._froc_in import EpochProgress
+    from froc_cli.methods._froc_in import (
+        EpochProgress,
+        FitOutcome,
+        Frontier,
+        Relaxation,
+        Trial,
+    )
     from froc_cli.workflows._train_in import TrainInResult
 
 __all__ = ["train_in_command"]
@@ -191,46 +198,7 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
         highlight=False,
     )
     if outcome.mode == "search":
-        trials = Table(title="search path (validation)", title_justify="left")
-        for column in (
-            "fit",
-            "lambda_F",
-            "lambda_R",
-            "epochs",
-            "acc",
-            "S_B",
-            "S_R",
-            "meets deltas",
-        ):
-            trials.add_column(column, justify="right")
-        for trial in outcome.trials:
-            score = trial.score
-            flag = "yes" if trial.meets_thresholds else "no"
-            if score.near_constant:
-                flag = "near constant"
-            elif score.below_floor:
-                flag = "~ floor"
-            marker = " *" if trial.index == outcome.chosen.index else ""
-            trials.add_row(
-                f"{trial.index + 1}{marker}",
-                f"{trial.lambda_f:.4g}",
-                f"{trial.lambda_r:.4g}",
-                f"{trial.best_epoch}/{trial.epochs_run}",
-                format_number(score.accuracy),
-                format_number(score.bias_score),
-                format_number(score.robustness),
-                flag,
-            )
-        console.print(trials)
-        targets = outcome.targets
-        console.print(
-            "search targets on validation (thresholds tightened by "
-            f"{froc.margin:g} standard error): S_B <= {format_number(targets['bias_score'])}, "
-            f"S_R >= {format_number(targets['robustness'])}; * = chosen; never a success: "
-            "near constant (rarer decision < 5% of rows) or ~ floor (accuracy within 2 standard "
-            "errors of the majority-class floor)",
-            highlight=False,
-        )
+        _print_search(console, result)
     settings = result.settings
     versions = ", ".join(f"{k} {v}" for k, v in settings["versions"].items())
     console.print(
@@ -245,6 +213,123 @@ def _print_result(console: Console, result: TrainInResult, model_note: str) -> N
         f"{model_note}",
         highlight=False,
     )
+
+
+# The search path shows at most this many rows (a constrained run scores every epoch).
+_PATH_ROWS = 16
+
+
+def _shown_trials(outcome: FitOutcome) -> list[Trial]:
+    """The trials the search-path table lists: all of a grid search's fits; of a constrained
+    run's epochs, an evenly spaced selection with the first, the chosen and the last."""
+    trials = outcome.trials
+    if len(trials) <= _PATH_ROWS:
+        return list(trials)
+    step = math.ceil(len(trials) / (_PATH_ROWS - 2))
+    keep = {0, outcome.chosen.index, len(trials) - 1, *range(0, len(trials), step)}
+    return [trials[i] for i in sorted(keep)]
+
+
+def _print_search(console: Console, result: TrainInResult) -> None:
+    """The search path, the targets, the smallest relaxation and the frontier."""
+    from rich.table import Table
+
+    from froc_cli.reports._markdown import format_number
+
+    froc = result.config.froc
+    outcome = result.outcome
+    constrained = outcome.search == "constrained"
+    shown = _shown_trials(outcome)
+    title = "search path (validation)"
+    if constrained:
+        title = (
+            f"constrained search path (validation; lambdas during each epoch; "
+            f"{len(shown)} of {len(outcome.trials)} epochs shown)"
+        )
+    trials = Table(title=title, title_justify="left")
+    first = "epoch" if constrained else "fit"
+    for column in (first, "lambda_F", "lambda_R", "epochs", "acc", "S_B", "S_R", "meets deltas"):
+        if constrained and column == "epochs":
+            continue
+        trials.add_column(column, justify="right")
+    for trial in shown:
+        score = trial.score
+        flag = "yes" if trial.meets_thresholds else "no"
+        if score.near_constant:
+            flag = "near constant"
+        elif score.below_floor:
+            flag = "~ floor"
+        marker = " *" if trial.index == outcome.chosen.index else ""
+        cells = [
+            f"{(trial.epochs_run if constrained else trial.index + 1)}{marker}",
+            f"{trial.lambda_f:.4g}",
+            f"{trial.lambda_r:.4g}",
+            *([] if constrained else [f"{trial.best_epoch}/{trial.epochs_run}"]),
+            format_number(score.accuracy),
+            format_number(score.bias_score),
+            format_number(score.robustness),
+            flag,
+        ]
+        trials.add_row(*cells)
+    console.print(trials)
+    targets = outcome.targets
+    console.print(
+        "search targets on validation (thresholds tightened by "
+        f"{froc.margin:g} standard error): S_B <= {format_number(targets['bias_score'])}, "
+        f"S_R >= {format_number(targets['robustness'])}; * = chosen; never a success: "
+        "near constant (rarer decision < 5% of rows) or ~ floor (accuracy within 2 standard "
+        "errors of the majority-class floor)",
+        highlight=False,
+    )
+    relaxation = outcome.relaxation
+    if relaxation is not None and not outcome.feasible:
+        console.print(_relaxation_text(relaxation, froc.delta_f, froc.delta_r), highlight=False)
+    if outcome.frontier is not None:
+        _print_frontier(console, outcome.frontier)
+
+
+def _relaxation_text(relaxation: Relaxation, delta_f: float | None, delta_r: float | None) -> str:
+    """One line: the smallest relaxations the search's models meet on validation."""
+    options = []
+    if relaxation.delta_f is not None and delta_f is not None:
+        options.append(f"--delta-f {relaxation.delta_f:g} (delta_R kept)")
+    if relaxation.delta_r is not None and delta_r is not None:
+        options.append(f"--delta-r {relaxation.delta_r:g} (delta_F kept)")
+    closest_f, closest_r = relaxation.closest
+    both = ", ".join(
+        f"--{name} {value:g}"
+        for name, value in (("delta-f", closest_f), ("delta-r", closest_r))
+        if value is not None
+    )
+    options.append(f"{both} (the closest point)")
+    return "smallest relaxation met on validation: " + "; or ".join(options)
+
+
+def _print_frontier(console: Console, frontier: Frontier) -> None:
+    from rich.table import Table
+
+    from froc_cli.reports._markdown import format_number
+
+    table = Table(
+        title=f"frontier (validation; {frontier.epochs} warm-started epochs a point)",
+        title_justify="left",
+    )
+    for column in ("varied", "delta_F", "delta_R", "acc", "S_B", "S_R", "met"):
+        table.add_column(column, justify="right")
+    for varied, points in (("delta_F", frontier.bias), ("delta_R", frontier.robustness)):
+        if len(points) < 2:
+            continue
+        for point in points:
+            table.add_row(
+                varied,
+                "" if point.delta_f is None else f"{point.delta_f:g}",
+                "" if point.delta_r is None else f"{point.delta_r:g}",
+                format_number(point.accuracy),
+                format_number(point.bias_score),
+                format_number(point.robustness),
+                "yes" if point.feasible else "no",
+            )
+    console.print(table)
 
 
 def train_in_command(
@@ -300,8 +385,16 @@ def train_in_command(
         float,
         typer.Option(help="Search: tighten the thresholds by this many standard errors."),
     ] = 1.0,
+    search: Annotated[
+        str,
+        typer.Option(
+            help="How the lambdas are found for --delta-f/--delta-r: constrained (one training "
+            "run; the lambdas are Lagrange multipliers moved by the validation violations, the "
+            "best feasible epoch is kept) or grid (warm-started fits over a lambda grid)."
+        ),
+    ] = "constrained",
     max_fits: Annotated[
-        int, typer.Option(help="Search: at most this many fits (keeps results reproducible).")
+        int, typer.Option(help="Grid search: at most this many fits (keeps results reproducible).")
     ] = 16,
     search_budget: Annotated[
         float | None,
@@ -339,6 +432,19 @@ def train_in_command(
             show_default=False,
         ),
     ] = None,
+    frontier: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also trace the frontier: reachable validation accuracy over a range of "
+            "delta_F at the given delta_R and of delta_R at the given delta_F (one short "
+            "constrained run each), drawn to this file (.png, .svg or .pdf; the 'plot' extra) "
+            "and listed in the report and the JSON.",
+            show_default=False,
+        ),
+    ] = None,
+    frontier_epochs: Annotated[
+        int, typer.Option(help="--frontier: epochs of each point's run (warm-started).")
+    ] = 25,
     json_output: JsonFlag = False,
     quiet: Quiet = False,
 ) -> None:
@@ -356,6 +462,15 @@ def train_in_command(
 
     def run() -> int:
         check_table_suffix(trace, "--trace")
+        if frontier is not None:
+            if delta_f is None and delta_r is None:
+                raise InputError(
+                    f"--frontier {frontier}: needs --delta-f or --delta-r (the thresholds whose "
+                    "cost it traces)"
+                )
+            from froc_cli.reports._plot import check_plot_target
+
+            check_plot_target(frontier, "--frontier")
         check_threads(threads)
         spec: DataSpec = data_spec(
             protected=protected,
@@ -391,7 +506,11 @@ def train_in_command(
         # Before torch and pandas load: the input errors the engine would find first.
         check_table_file(data)
         check_csv_columns(data, spec)
-        check_outputs({"DATA": data}, {"--output": output, "--trace": trace}, quiet=quiet)
+        check_outputs(
+            {"DATA": data},
+            {"--output": output, "--trace": trace, "--frontier": frontier},
+            quiet=quiet,
+        )
         import pandas as pd
 
         from froc_cli.core._io import read_table, write_table_atomic
@@ -419,6 +538,9 @@ def train_in_command(
                 margin=margin,
                 search_budget_s=search_budget,
                 max_trials=max_fits,
+                search=search,  # type: ignore[arg-type]  # validated in __post_init__
+                frontier=frontier is not None,
+                frontier_epochs=frontier_epochs,
                 trace=trace is not None,
                 fairness_surrogate=fairness_surrogate,  # type: ignore[arg-type]  # validated
             ),
@@ -443,6 +565,16 @@ def train_in_command(
             warn(f"warning: {note}", quiet)
         if trace is not None:
             write_table_atomic(pd.DataFrame(result.outcome.trace), trace)
+        if frontier is not None and result.outcome.frontier is not None:
+            from froc_cli.reports._frontier_plot import plot_frontier
+
+            plot_frontier(
+                result.outcome.frontier,
+                frontier,
+                delta_f=delta_f,
+                delta_r=delta_r,
+                title=f"froc train-in {data.name}: reachable accuracy (validation), seed {seed}",
+            )
         exit_code = EXIT_OK if result.passed else EXIT_CONSTRAINTS_NOT_MET
         written: Path | None = None
         if output is not None and (result.passed or allow_infeasible):
@@ -457,6 +589,7 @@ def train_in_command(
             payload = result.to_dict()
             payload["model_file"] = None if written is None else str(written)
             payload["trace_file"] = None if trace is None else str(trace)
+            payload["frontier_file"] = None if frontier is None else str(frontier)
             if notes:
                 payload["warnings"] = notes
             payload["exit_code"] = exit_code

@@ -170,7 +170,7 @@ def train_model(
     y: torch.Tensor,
     a: torch.Tensor,
     *,
-    objective: Objective,
+    objective: Objective | Callable[[], Objective],
     config: TrainConfig,
     space: FeatureSpace,
     sample_weight: torch.Tensor | None = None,
@@ -178,6 +178,7 @@ def train_model(
     callback: EpochCallback | None = None,
     trace_gradients: bool = False,
     optimizer: torch.optim.Optimizer | None = None,
+    on_step: Callable[[nn.Module], None] | None = None,
 ) -> list[EpochStats]:
     """Train ``model`` in place with Adam on the loss of eq. 10; returns per-epoch statistics.
 
@@ -188,7 +189,10 @@ def train_model(
     and R (``EpochStats.grad_angle``), from the same graph as the step, so the parameter updates
     are the same as without tracing. ``optimizer`` continues an optimizer of ``model``'s
     parameters, state included (a warm start without Adam's restart jolt), instead of a new Adam
-    at ``config.lr``.
+    at ``config.lr``. ``objective`` may be a function returning the objective, asked at the
+    start of every epoch: constrained training moves its lambdas (Lagrange multipliers) between
+    epochs. ``on_step`` runs after every optimiser step (e.g. to update an average of the
+    weights).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer is None:
@@ -201,6 +205,7 @@ def train_model(
     history: list[EpochStats] = []
     model.train()
     for epoch in range(config.epochs if epochs is None else epochs):
+        epoch_objective = objective() if callable(objective) else objective
         order = torch.randperm(n, generator=generator).to(x.device) if batch < n else None
         sums = torch.zeros(4, device=x.device)
         grad_sums: list[torch.Tensor] | None = None
@@ -213,7 +218,7 @@ def train_model(
                 xb, yb, ab = x[idx], y[idx], a[idx]
                 wb = None if sample_weight is None else sample_weight[idx]
             terms = compute_loss_terms(
-                model, xb, yb, ab, objective, space, wb, measure_fairness=trace_gradients
+                model, xb, yb, ab, epoch_objective, space, wb, measure_fairness=trace_gradients
             )
             if trace_gradients:
                 step_grads = _term_gradients(terms, params)
@@ -225,6 +230,8 @@ def train_model(
             optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             optimizer.step()
+            if on_step is not None:
+                on_step(model)
             sums += torch.stack([terms.total, terms.bce, terms.fairness, terms.robustness]).detach()
             steps += 1
         means = (sums / steps).tolist()

@@ -95,8 +95,9 @@ def _mean_grid(points: Sequence[GridPoint]) -> list[dict[str, Any]]:
     return out
 
 
-def check_plot_target(path: str | Path) -> None:
-    """Fail early (before a long comparison) on a bad plot file name or missing matplotlib."""
+def check_plot_target(path: str | Path, option: str = "--plot") -> None:
+    """Fail early (before a long run) on a bad plot file name or missing matplotlib; errors
+    name ``option``, the command's option for the file."""
     path = Path(path)
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise InputError(
@@ -106,7 +107,7 @@ def check_plot_target(path: str | Path) -> None:
         import matplotlib  # noqa: F401
     except ImportError as exc:
         raise InputError(
-            f"{path}: --plot needs matplotlib; install it with: pip install 'froc[plot]'"
+            f"{path}: {option} needs matplotlib; install it with: pip install 'froc[plot]'"
         ) from exc
 
 

@@ -112,6 +112,7 @@ class TrainInResult:
                 "verdict": self.verdict,
                 "passed": self.passed,
                 "mode": outcome.mode,
+                "search": outcome.search,
                 "lambda_f": outcome.lambda_f,
                 "lambda_r": outcome.lambda_r,
                 "attack": froc.attack,
@@ -136,6 +137,8 @@ class TrainInResult:
                 "gates": self.gates(),
                 "trials": [trial.to_dict() for trial in outcome.trials],
                 "chosen_trial": outcome.chosen.index,
+                "relaxation": None if outcome.relaxation is None else outcome.relaxation.to_dict(),
+                **({} if outcome.frontier is None else {"frontier": outcome.frontier.to_dict()}),
                 "settings": self.settings,
                 "seconds": self.seconds,
             }
@@ -273,6 +276,11 @@ def _train_in_table(
             "search": {
                 key: getattr(froc, key)
                 for key in (
+                    "search",
+                    "dual_step_f",
+                    "dual_step_r",
+                    "dual_patience",
+                    "frontier_epochs",
                     "eval_every",
                     "patience",
                     "warm_epochs",

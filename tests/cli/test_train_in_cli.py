@@ -213,6 +213,11 @@ def test_infeasible_exits_1_and_writes_no_model_by_default(data_csv: Path, workd
     assert allowed.exit_code == 1
     assert out.is_file()
     assert "INFEASIBLE" in allowed.stdout or "DEGENERATE" in allowed.stdout
+    if payload["verdict"] == "infeasible":
+        # the smallest relaxation the search's models meet, in the report and the JSON
+        assert "smallest relaxation met on validation" in " ".join(allowed.stdout.split())
+        closest = payload["relaxation"]["closest"]
+        assert closest["delta_r"] is not None and closest["delta_r"] < 0.99
 
 
 def test_search_reports_the_chosen_lambdas(data_csv: Path) -> None:
@@ -228,9 +233,36 @@ def test_search_reports_the_chosen_lambdas(data_csv: Path) -> None:
     assert payload["validation_targets"]["bias_score"] <= 0.15
 
 
+def test_search_kinds_and_the_frontier(data_csv: Path, workdir: Path) -> None:
+    """--search picks the search (constrained by default); --frontier draws the reachable
+    accuracy around the thresholds and lists it in the JSON."""
+    args = ["train-in", data_csv, "--protected", "gender", "--delta-f", "0.15", "--delta-r", "0.3"]
+    grid = froc(*args, *FAST, "--search", "grid", "--max-fits", "3", "--json")
+    assert grid.exit_code in (0, 1), grid.stderr
+    grid_payload = json.loads(grid.stdout)
+    assert grid_payload["search"] == "grid" and len(grid_payload["trials"]) <= 3
+    plot = workdir / "frontier.png"
+    result = froc(*args, *FAST, "--frontier", plot, "--frontier-epochs", "2", "--json")
+    assert result.exit_code in (0, 1), result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["search"] == "constrained" and payload["settings"]["search"]["search"] == (
+        "constrained"
+    )
+    assert payload["frontier_file"] == str(plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    frontier = payload["frontier"]
+    assert [p["delta_f"] for p in frontier["bias"]] == [0.075, 0.112, 0.15, 0.225, 0.3, 0.45]
+    assert {p["delta_r"] for p in frontier["bias"]} == {0.3}
+    assert [p["delta_r"] for p in frontier["robustness"]] == [0.15, 0.2, 0.25, 0.3, 0.325, 0.35]
+    assert frontier["epochs_per_point"] == 2
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
+        (["--protected", "gender", "--lambda-f", "1", "--frontier", "f.png"], ["--frontier"]),
+        (["--protected", "gender", "--delta-f", "0.1", "--frontier", "f.txt"], ["f.txt", ".png"]),
+        (["--protected", "gender", "--delta-f", "0.1", "--search", "random"], ["--search random"]),
         (["--protected", "gender"], ["--lambda-f", "--delta-f"]),
         (["--protected", "nope", "--lambda-f", "1"], ["'nope'", "--protected"]),
         (["--protected", "gender", "--lambda-f", "-1"], ["--lambda-f -1"]),

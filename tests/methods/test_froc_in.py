@@ -236,29 +236,37 @@ def test_same_seed_same_model(planted: pd.DataFrame) -> None:
 # --- the search ------------------------------------------------------------------------------
 
 
-def test_search_for_fairness_only(planted: pd.DataFrame) -> None:
-    result = _run(planted, _froc(lambda_f=None, lambda_r=None, delta_f=0.1, margin=0.0))
-    outcome = result.outcome
-    assert outcome.mode == "search" and outcome.feasible
+@pytest.mark.parametrize("search", ["constrained", "grid"])
+def test_search_for_fairness_only(planted: pd.DataFrame, search: str) -> None:
+    froc = _froc(lambda_f=None, lambda_r=None, delta_f=0.1, margin=0.0, search=search)
+    outcome = _run(planted, froc).outcome
+    assert outcome.mode == "search" and outcome.search == search and outcome.feasible
     assert outcome.lambda_f > 0 and outcome.lambda_r == 0.0  # no robustness asked, none added
     assert outcome.chosen.score.bias_score <= 0.1 and not outcome.chosen.score.degenerate
-    assert outcome.trials[0].score.bias_score > 0.1  # the plain start missed it
+    # plain training (lambda_F = 0) missed it
+    assert max(t.score.bias_score for t in outcome.trials if t.lambda_f == 0.0) > 0.1
     assert all(t.lambda_r == 0.0 for t in outcome.trials)
 
 
-def test_search_for_robustness_only(planted: pd.DataFrame) -> None:
-    result = _run(planted, _froc(lambda_f=None, lambda_r=None, delta_r=0.6, margin=0.0))
-    outcome = result.outcome
+@pytest.mark.parametrize("search", ["constrained", "grid"])
+def test_search_for_robustness_only(planted: pd.DataFrame, search: str) -> None:
+    froc = _froc(lambda_f=None, lambda_r=None, delta_r=0.6, margin=0.0, search=search)
+    outcome = _run(planted, froc).outcome
     assert outcome.feasible
-    assert outcome.lambda_r > 0 and outcome.lambda_f == 0.0
-    assert outcome.chosen.score.robustness_pgd >= 0.6
-    assert outcome.trials[0].score.robustness_pgd < 0.6
+    # the constraint bound (the constrained search may then choose any epoch meeting it)
+    assert max(t.lambda_r for t in outcome.trials) > 0 and outcome.lambda_f == 0.0
+    assert all(t.lambda_f == 0.0 for t in outcome.trials)
+    assert outcome.chosen.score.robustness >= 0.6
+    plain = [t for t in outcome.trials if t.lambda_r == 0.0 and not t.score.degenerate]
+    assert min(t.score.robustness for t in plain) < 0.6  # plain training missed it
 
 
 def test_search_choice_and_report(planted: pd.DataFrame) -> None:
     """The chosen fit is the most accurate one meeting the targets (then the thresholds), else
     the closest; its lambdas and validation scores are the ones reported."""
-    froc = _froc(lambda_f=None, lambda_r=None, delta_f=0.1, delta_r=0.6, max_trials=8)
+    froc = _froc(
+        lambda_f=None, lambda_r=None, delta_f=0.1, delta_r=0.6, max_trials=8, search="grid"
+    )
     result = _run(planted, froc)
     outcome = result.outcome
     assert outcome.mode == "search" and 1 < len(outcome.trials) <= 8
@@ -283,10 +291,15 @@ def test_search_choice_and_report(planted: pd.DataFrame) -> None:
     assert len(payload["trials"]) == len(outcome.trials)
 
 
-def test_search_never_returns_a_constant_model_as_success(planted: pd.DataFrame) -> None:
+@pytest.mark.parametrize("search", ["constrained", "grid"])
+def test_search_never_returns_a_constant_model_as_success(
+    planted: pd.DataFrame, search: str
+) -> None:
     """S_B = 0 exactly and S_R >= the majority floor: only a constant model gets there, and
     a constant model is never a success."""
-    froc = _froc(lambda_f=None, lambda_r=None, delta_f=0.0, delta_r=0.9, max_trials=5)
+    froc = _froc(
+        lambda_f=None, lambda_r=None, delta_f=0.0, delta_r=0.9, max_trials=5, search=search
+    )
     result = _run(planted, froc)
     assert not result.passed
     assert result.verdict in ("infeasible", "degenerate")
