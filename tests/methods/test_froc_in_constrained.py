@@ -11,6 +11,7 @@ above accuracy 0.9.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -116,7 +117,7 @@ def test_multipliers_follow_the_violations(constrained: TrainInResult) -> None:
     target_f = constrained.outcome.targets["bias_score"]
     assert target_f is not None
     assert trials[0].lambda_f == 0.0  # the first epoch trains plainly
-    for before, after in zip(trials, trials[1:], strict=False):
+    for before, after in itertools.pairwise(trials):
         if before.score.degenerate:
             assert after.lambda_f == pytest.approx(before.lambda_f * 0.5)
             continue
