@@ -271,15 +271,23 @@ def main() -> int:
     if previous_path.is_file():
         report = json.loads(previous_path.read_text())
     searches = [s for s in args.searches.split(",") if s]
+    RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name in [c for c in args.cases.split(",") if c]:
             case = CASES[name]
             seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(case["seeds"])
-            runs = []
+            part = report["cases"].setdefault(name, {"runs": []})
+            part["settings"] = {k: v for k, v in case.items() if k != "seeds"}
             for seed in seeds:
                 for search in searches:
                     run = run_one(name, case, seed, search, Path(tmp))
-                    runs.append(run)
+                    run["run"] = record_ref(record)
+                    # a rerun replaces the same (seed, search); other runs stay
+                    part["runs"] = [
+                        r for r in part["runs"] if (r["seed"], r["search"]) != (seed, search)
+                    ] + [run]
+                    part["runs"].sort(key=lambda r: (r["seed"], SEARCHES.index(r["search"])))
+                    part["summary"] = {s: summarise(part["runs"], s) for s in SEARCHES}
                     o = run["outer"]
                     print(
                         f"{name} seed {seed} {search}: exit {run['exit_code']} "
@@ -290,19 +298,10 @@ def main() -> int:
                         f"{run['load_before']:.1f}",
                         flush=True,
                     )
-            report["cases"][name] = {
-                "settings": {k: v for k, v in case.items() if k != "seeds"},
-                "runs": runs,
-                "summary": {search: summarise(runs, search) for search in searches},
-                "run": None,
-            }
-    report["run"] = finish_record(record)
-    for name in args.cases.split(","):
-        if name in report["cases"]:
-            report["cases"][name]["run"] = record_ref(report["run"])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json.dumps(report, indent=2) + "\n", previous_path)
-    write_text_atomic(markdown(report), RESULTS / "frontier_runs.md")
+                    # written after every run: a long benchmark stopped midway keeps its runs
+                    report["run"] = finish_record(dict(record))
+                    write_text_atomic(json.dumps(report, indent=2) + "\n", previous_path)
+                    write_text_atomic(markdown(report), RESULTS / "frontier_runs.md")
     print(f"wrote {previous_path} and {RESULTS / 'frontier_runs.md'}")
     return 0
 

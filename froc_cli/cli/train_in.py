@@ -275,7 +275,7 @@ def _print_search(console: Console, result: TrainInResult) -> None:
     targets = outcome.targets
     console.print(
         "search targets on validation (thresholds tightened by "
-        f"{froc.margin:g} standard error): S_B <= {format_number(targets['bias_score'])}, "
+        f"{froc.search_margin:g} standard errors): S_B <= {format_number(targets['bias_score'])}, "
         f"S_R >= {format_number(targets['robustness'])}; * = chosen; never a success: "
         "near constant (rarer decision < 5% of rows) or ~ floor (accuracy within 2 standard "
         "errors of the majority-class floor)",
@@ -366,7 +366,11 @@ def train_in_command(
     robust_metric: RobustMetricOpt = "accuracy",
     target_model: TargetModel = "mlp:128",
     epochs: Annotated[
-        int, typer.Option(help="Epochs of a fit from scratch (warm-started search fits: fewer).")
+        int,
+        typer.Option(
+            help="Epochs of a fit from scratch (the constrained search: its one run, at most; "
+            "the grid: its first fit, the warm-started ones fewer)."
+        ),
     ] = DEFAULT_EPOCHS,
     lr: LearningRate = 0.01,
     batch_size: Annotated[
@@ -382,9 +386,13 @@ def train_in_command(
         int, typer.Option(help="Stop a fit after this many scorings without gain (0: off).")
     ] = 4,
     margin: Annotated[
-        float,
-        typer.Option(help="Search: tighten the thresholds by this many standard errors."),
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            help="Search: tighten the thresholds by this many validation standard errors "
+            "[default: 1.5 constrained, 1 grid].",
+            show_default=False,
+        ),
+    ] = None,
     search: Annotated[
         str,
         typer.Option(
@@ -452,7 +460,8 @@ def train_in_command(
 
     Give the weights (--lambda-f/--lambda-r) or thresholds (--delta-f/--delta-r): froc then
     searches the weights on a validation split carved from the training part (never the test
-    split) for the most accurate model meeting both, and reports the chosen weights with
+    split) for the most accurate model meeting both (by default in one constrained run whose
+    weights are Lagrange multipliers), and reports the chosen weights with
     validation and held-out test scores. Exit 1 when no setting meets the thresholds (the
     closest point is shown) or the model is degenerate; the model file is then written only
     with --allow-infeasible.

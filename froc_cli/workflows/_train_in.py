@@ -274,22 +274,26 @@ def _train_in_table(
             "val_size": froc.val_size,
             "train": train_settings,
             "search": {
-                key: getattr(froc, key)
-                for key in (
-                    "search",
-                    "dual_step_f",
-                    "dual_step_r",
-                    "dual_patience",
-                    "frontier_epochs",
-                    "eval_every",
-                    "patience",
-                    "warm_epochs",
-                    "margin",
-                    "bisect_steps",
-                    "rounds",
-                    "max_trials",
-                    "search_budget_s",
-                )
+                "search_margin": froc.search_margin,
+                **{
+                    key: getattr(froc, key)
+                    for key in (
+                        "search",
+                        "dual_step_f",
+                        "dual_step_r",
+                        "dual_patience",
+                        "dual_average_epochs",
+                        "frontier_epochs",
+                        "eval_every",
+                        "patience",
+                        "warm_epochs",
+                        "margin",
+                        "bisect_steps",
+                        "rounds",
+                        "max_trials",
+                        "search_budget_s",
+                    )
+                },
             },
             "versions": environment_versions(),
         },

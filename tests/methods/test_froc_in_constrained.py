@@ -201,6 +201,15 @@ def test_smallest_relaxation_by_hand() -> None:
     assert relaxation.closest == (pytest.approx(0.055), pytest.approx(0.805))
 
 
+def test_each_search_has_its_own_default_margin() -> None:
+    """The constrained search picks the best of many iterates held at their targets, so it
+    aims further inside the thresholds; a margin given is used by either search."""
+    assert FrocInConfig(delta_f=0.1).search_margin == 1.5
+    assert FrocInConfig(delta_f=0.1, search="grid").search_margin == 1.0
+    assert FrocInConfig(delta_f=0.1, search="grid", margin=0.5).search_margin == 0.5
+    assert FrocInConfig(delta_f=0.1, margin=0.0).search_margin == 0.0
+
+
 def test_frontier_thresholds_surround_the_given_ones() -> None:
     deltas_f, deltas_r = frontier_thresholds(dataclasses.replace(FROC, delta_f=0.04, delta_r=0.7))
     assert deltas_f == [0.02, 0.03, 0.06, 0.08, 0.12]

@@ -94,9 +94,9 @@ class FitContext:
 
 
 def validation_targets(config: FrocInConfig, val: EncodedRows) -> tuple[float | None, float | None]:
-    """The search's targets: delta_F and delta_R tightened by ``config.margin`` standard errors
-    of the figures on ``val`` (sized from its group sizes and base rates, before any fit, so
-    every iterate is ranked against the same targets)."""
+    """The search's targets: delta_F and delta_R tightened by ``config.search_margin``
+    standard errors of the figures on ``val`` (sized from its group sizes and base rates,
+    before any fit, so every iterate is ranked against the same targets)."""
     target_f = (
         None
         if config.delta_f is None
@@ -104,14 +104,16 @@ def validation_targets(config: FrocInConfig, val: EncodedRows) -> tuple[float | 
             config.delta_f,
             y=val.y_numpy,
             a=val.a_numpy,
-            margin=config.margin,
+            margin=config.search_margin,
             criterion=config.fairness,
         )
     )
     target_r = (
         None
         if config.delta_r is None
-        else tightened_robustness_threshold(config.delta_r, n_rows=len(val), margin=config.margin)
+        else tightened_robustness_threshold(
+            config.delta_r, n_rows=len(val), margin=config.search_margin
+        )
     )
     return target_f, target_r
 
