@@ -73,6 +73,7 @@ def test_every_command_has_help_with_an_example() -> None:
 
 def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     examples = [line for block in _bash_blocks()[2:] for line in block]
@@ -101,5 +102,6 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         ran += 1
     assert ran >= 6
     for produced in ("adult_sample.froc.csv", "adult_sample.manifest.json", "model.froc",
-                     "predictions.csv", "audit.md", "compare.png"):  # fmt: skip
+                     "predictions.csv", "audit.md", "compare.png", "pipeline.onnx",
+                     "holdout.csv", "onnx-audit.md"):  # fmt: skip
         assert (tmp_path / produced).stat().st_size > 0, f"{produced} was not written"

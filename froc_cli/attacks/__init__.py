@@ -1,4 +1,5 @@
-"""Evasion attacks in the encoded feature space: one small class per file, ``forward(x, y)``."""
+"""Evasion attacks in the encoded feature space: one small class per file, ``forward(x, y)``;
+white-box (gradients of a torch model) and black-box (queries only: transfer, Square)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from ._base import Attack
 from ._certify import certify, logit_bounds
 from ._fgsm import FGSM
 from ._pgd import PGD
+from ._query import QueryAttack, QueryFunction, query_loss
 from ._space import FeatureSpace
+from ._square import SquareAttack, square_fraction
+from ._transfer import TransferAttack
 from ._valid import ValidRecordAttack
 
 __all__ = [
@@ -21,11 +25,17 @@ __all__ = [
     "PGD",
     "Attack",
     "FeatureSpace",
+    "QueryAttack",
+    "QueryFunction",
+    "SquareAttack",
+    "TransferAttack",
     "ValidRecordAttack",
     "certify",
     "certify_rows",
     "logit_bounds",
     "make_attack",
+    "query_loss",
+    "square_fraction",
 ]
 
 

@@ -9,6 +9,8 @@ from rich.table import Table
 
 from froc_cli.metrics._rules import GateResult
 from froc_cli.reports._markdown import (
+    ATTACK_COLUMNS,
+    attack_rows,
     format_number,
     group_cells,
     group_columns,
@@ -37,6 +39,16 @@ def print_audit(console: Console, result: AuditResult) -> None:
             )
         table.add_row(*cells)
     console.print(table)
+
+    if result.attacks:
+        attacks = Table(title="attacks (a row is robust when none broke it)", title_justify="left")
+        for column in ATTACK_COLUMNS:
+            attacks.add_column(column, justify="left" if column == "attack" else "right")
+        for row in attack_rows(result.attacks):
+            attacks.add_row(*row)
+        console.print(attacks)
+        for record in result.attacks:
+            console.print(f"{record['attack']}: {record['method']}", highlight=False)
 
     print_groups(console, result.evaluation.groups, result.protected_column,
                  result.protected_values)  # fmt: skip

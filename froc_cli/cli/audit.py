@@ -14,7 +14,6 @@ from froc_cli.core._errors import EXIT_CONSTRAINTS_NOT_MET, EXIT_OK, InputError
 
 from ._common import (
     Attacks,
-    AttackSpaceOpt,
     AttackTargetOpt,
     BatchSize,
     CatBudget,
@@ -56,6 +55,7 @@ from ._precheck import check_csv_columns, check_model_file, check_table_file, sa
 
 if TYPE_CHECKING:
     from froc_cli.workflows._audit import AuditConfig, AuditResult
+    from froc_cli.workflows._audit_onnx import OnnxAuditOptions
 
 __all__ = ["audit_command"]
 
@@ -95,6 +95,26 @@ def _audit_saved(
     )
 
 
+def _audit_onnx(
+    model_file: Path,
+    data: Path,
+    config: AuditConfig,
+    options: OnnxAuditOptions,
+    progress: Callable[[str], None],
+) -> AuditResult:
+    """``--model MODEL.onnx``: audit a model from another stack on every row of DATA."""
+    from froc_cli.core._io import read_table
+    from froc_cli.models._onnx import load_onnx_model
+    from froc_cli.workflows._audit_onnx import audit_onnx_model
+
+    model = load_onnx_model(model_file, features=options.features, threads=config.threads or 1)
+    frame = read_table(data)
+    return audit_onnx_model(
+        frame, model, config, options, source=str(data), model_name=str(model_file),
+        progress=progress,
+    )  # fmt: skip
+
+
 def audit_command(
     data: DataPath,
     protected: Annotated[
@@ -129,8 +149,36 @@ def audit_command(
         Path | None,
         typer.Option(
             "--model",
-            help="Audit a saved model (.froc from froc train-in) instead of training one; on the "
-            "table it was trained on, only its held-out test split is audited.",
+            help="Audit a saved model instead of training one: a .froc file from froc train-in "
+            "(on the table it was trained on, only its held-out test split is audited), or an "
+            ".onnx binary classifier from another stack (scikit-learn via skl2onnx, XGBoost or "
+            'LightGBM via onnxmltools, torch.onnx; needs pip install "froc[onnx]"), audited '
+            "on every row with black-box attacks (and white-box ones when the graph is a plain "
+            "network).",
+        ),
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="ONNX model with one 2-D float input: the table columns it reads, in order, "
+            "comma-separated (when the graph does not name them).",
+            show_default=False,
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="ONNX model: decide favourable when its favourable-class probability is >= "
+            "this (default: its label output; 0.5 when it has none).",
+            show_default=False,
+        ),
+    ] = None,
+    queries: Annotated[
+        int | None,
+        typer.Option(
+            help="ONNX model: queries per row of the black-box query attack (a Square-style "
+            "random search in the valid space; 0: transfer attack only) [default: 1000].",
+            show_default=False,
         ),
     ] = None,
     target_model: TargetModel = "mlp:128",
@@ -144,7 +192,15 @@ def audit_command(
     eps: Eps = 0.1,
     pgd_steps: PgdSteps = 10,
     attack_target: AttackTargetOpt = "true",
-    attack_space: AttackSpaceOpt = "continuous",
+    attack_space: Annotated[
+        str | None,
+        typer.Option(
+            "--attack-space",
+            help="continuous: encoded space (the paper's; the default); valid: real records "
+            "only (the only space an ONNX model is attacked in, its default).",
+            show_default=False,
+        ),
+    ] = None,
     cat_budget: CatBudget = 1,
     attack: Attacks = "fgsm,pgd",
     restarts: Restarts = 1,
@@ -172,6 +228,8 @@ def audit_command(
 
     Trains the default target on a seeded 70/30 split stratified by label and group and
     attacks the held-out part with FGSM and PGD; with --delta-f/--delta-r it is a CI gate.
+    --model audits a saved .froc model, or an ONNX classifier from another stack (every row,
+    attacked black-box in the valid space: transfer and query attacks).
 
     Example: froc audit sample_data/synthetic.csv --protected gender --delta-f 0.1 --delta-r 0.5
     """
@@ -179,8 +237,25 @@ def audit_command(
     def run() -> int:
         if model_file is not None and predictions is not None:
             raise InputError("--model and --predictions: audit one or the other")
-        if model_file is None and protected is None:
+        onnx = model_file is not None and model_file.suffix.lower() == ".onnx"
+        if (model_file is None or onnx) and protected is None:
             raise InputError("missing option --protected: name the protected attribute column")
+        if not onnx:
+            given = [
+                option
+                for option, value in (
+                    ("--features", features), ("--threshold", threshold), ("--queries", queries)
+                )
+                if value is not None
+            ]  # fmt: skip
+            if given:
+                raise InputError(f"{given[0]} applies to an ONNX model: --model MODEL.onnx")
+        if onnx and attack_space == "continuous":
+            raise InputError(
+                "--attack-space continuous: an ONNX model reads records, so it is attacked in "
+                "the valid space; leave the option out or pass valid"
+            )
+        space = attack_space if attack_space is not None else ("valid" if onnx else "continuous")
         spec = data_spec(
             protected=protected or "",
             label=label,
@@ -196,7 +271,7 @@ def audit_command(
             eps=eps,
             pgd_steps=pgd_steps,
             attack_target=attack_target,
-            attack_space=attack_space,
+            attack_space=space,
             cat_budget=cat_budget,
             attacks=attack,
             restarts=restarts,
@@ -213,7 +288,9 @@ def audit_command(
         if 0.0 < test_size < 1.0:  # else AuditConfig's own message comes first, as it did
             check_threads(threads)
             # Before torch and pandas load: the errors the engine would find first.
-            if model_file is not None:
+            if onnx:
+                check_table_file(data)
+            elif model_file is not None:
                 check_model_file(model_file)
             else:
                 check_table_file(data)
@@ -241,7 +318,17 @@ def audit_command(
             certify=certify,
         )
         progress = progress_printer(quiet or json_output)
-        if model_file is not None:
+        if onnx:
+            from froc_cli.workflows._audit_onnx import DEFAULT_QUERIES, OnnxAuditOptions
+
+            assert model_file is not None
+            options = OnnxAuditOptions(
+                features=split_list(features),
+                threshold=threshold,
+                queries=DEFAULT_QUERIES if queries is None else queries,
+            )
+            result = _audit_onnx(model_file, data, config, options, progress)
+        elif model_file is not None:
             result = _audit_saved(
                 model_file, data, config, protected, protected_group, fairness, progress
             )

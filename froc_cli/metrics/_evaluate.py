@@ -101,12 +101,14 @@ class Decisions:
     group_names: tuple[str, ...] | None = None
     pred_apgd: np.ndarray | None = None
     certified: np.ndarray | None = None
+    pred_other: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def attacked(self) -> dict[str, np.ndarray]:
-        """Decisions under each attack run (name: decisions)."""
+        """Decisions under each attack run (name: decisions): the white-box ones, then
+        ``pred_other`` (black-box attacks: ``transfer``, ``query``)."""
         runs = (("fgsm", self.pred_fgsm), ("pgd", self.pred_pgd), ("apgd", self.pred_apgd))
-        return {kind: pred for kind, pred in runs if pred is not None}
+        return {kind: pred for kind, pred in runs if pred is not None} | self.pred_other
 
     @property
     def robust_rows(self) -> np.ndarray | None:

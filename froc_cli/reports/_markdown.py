@@ -10,8 +10,10 @@ from froc_cli.metrics._rules import GateResult
 from froc_cli.workflows._audit import AuditResult
 
 __all__ = [
+    "ATTACK_COLUMNS",
     "GROUP_COLUMNS",
     "METRIC_LABELS",
+    "attack_rows",
     "format_number",
     "group_cells",
     "group_columns",
@@ -35,6 +37,10 @@ METRIC_LABELS: dict[str, str] = {
     "rarer_decision_share": "Share of rows given the rarer decision",
     "robustness_apgd": "S_R robustness, APGD (eq. 8)",
     "bias_score_apgd": "S_B under APGD",
+    "robustness_transfer": "S_R robustness, transfer attack (eq. 8; black-box)",
+    "bias_score_transfer": "S_B under the transfer attack",
+    "robustness_query": "S_R robustness, query attack (eq. 8; black-box)",
+    "bias_score_query": "S_B under the query attack",
     "robustness": "S_R robustness, every attack (eq. 8; the gated figure)",
     "robustness_balanced": "S_R balanced (class mean; a constant model: 0.5)",
     "robustness_retention": "S_R retention (correct rows kept correct)",
@@ -57,6 +63,8 @@ GROUP_COLUMNS: tuple[tuple[str, str], ...] = (
     ("robust acc. FGSM", "robust_accuracy_fgsm"),
     ("robust acc. PGD", "robust_accuracy_pgd"),
     ("robust acc. APGD", "robust_accuracy_apgd"),
+    ("robust acc. transfer", "robust_accuracy_transfer"),
+    ("robust acc. query", "robust_accuracy_query"),
     ("robust acc. (all)", "robust_accuracy"),
     ("certified", "certified_accuracy"),
 )
@@ -75,7 +83,10 @@ def metric_label(key: str, fairness: str = "parity") -> str:
 def group_columns(groups: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
     """The per-group table's columns for these groups' figures."""
     present = set().union(*groups.values()) if groups else set()
-    return [(title, key) for title, key in GROUP_COLUMNS if key in present or key in _ALWAYS]
+    always: tuple[str, ...] = _ALWAYS
+    if present & {"robust_accuracy_transfer", "robust_accuracy_query"}:
+        always = ("rows", "accuracy")  # an ONNX audit: its white-box columns only when run
+    return [(title, key) for title, key in GROUP_COLUMNS if key in present or key in always]
 
 
 def group_cells(figures: dict[str, float], columns: list[tuple[str, str]]) -> list[str]:
@@ -117,6 +128,35 @@ def too_small_warning(protected: dict[str, Any], minimum: int | None = None) -> 
         f"warning: {len(small)} group(s) of {protected.get('column')} have {fewer} and are "
         f"left out of every fairness figure: {listed}"
     )
+
+
+ATTACK_COLUMNS: tuple[str, ...] = (
+    "attack",
+    "queries per row (budget)",
+    "mean",
+    "total",
+    "rows broken",
+    "success",
+    "S_R",
+    "seconds",
+)
+
+
+def attack_rows(attacks: tuple[dict[str, Any], ...]) -> list[list[str]]:
+    """One row of :data:`ATTACK_COLUMNS` per attack run (ONNX audits)."""
+    return [
+        [
+            str(record["attack"]),
+            str(record["queries_per_row_budget"]),
+            f"{record['queries_per_row_mean']:.1f}",
+            f"{record['queries_total']:,}",
+            f"{record['rows_broken']} of {record['rows_attacked']}",
+            format_number(record["success_rate"]),
+            format_number(record.get("robustness")),
+            f"{record['seconds']:.1f}",
+        ]
+        for record in attacks
+    ]
 
 
 def format_number(value: float | None, digits: int = 4) -> str:
@@ -161,6 +201,14 @@ def render_audit_markdown(
             low, high = result.evaluation.intervals.get(key, (math.nan, math.nan))
             row += f" [{format_number(low)}, {format_number(high)}] |"
         lines.append(row)
+    if result.attacks:
+        lines += [
+            "",
+            "| " + " | ".join(ATTACK_COLUMNS) + " |",
+            "|---|" + "---|" * (len(ATTACK_COLUMNS) - 1),
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in attack_rows(result.attacks)]
+        lines += [""] + [f"- `{r['attack']}`: {r['method']}" for r in result.attacks]
     columns = group_columns(result.evaluation.groups)
     lines += [
         "",

@@ -112,6 +112,8 @@ class AuditResult:
     settings: dict[str, Any]
     seconds: dict[str, float]
     protected: dict[str, Any] = field(default_factory=dict)
+    # Per attack (ONNX audits): name, method, queries per row, rows broken, success, S_R.
+    attacks: tuple[dict[str, Any], ...] = ()
 
     @property
     def fairness(self) -> str:
@@ -148,6 +150,7 @@ class AuditResult:
                 "settings": self.settings,
                 "seconds": self.seconds,
             }
+            | ({"attacks": list(self.attacks)} if self.attacks else {})
         )
 
 
