@@ -109,20 +109,35 @@ def froc(*args: str) -> tuple[subprocess.CompletedProcess[str], float, float]:
 
 
 def standard_errors(audit: dict[str, Any]) -> tuple[float, float]:
-    """SE of S_B (the two groups whose gap it is, binomial) and of S_R (binomial)."""
+    """Binomial SE of S_B (the two groups furthest apart on the criterion's rates: favourable
+    rate for parity, TPR and FPR for odds, the larger) and of S_R."""
     metrics = audit["metrics"]
     n = int(metrics["rows"])
     r = metrics["robustness"]
     se_r = math.sqrt(r * (1 - r) / max(n, 1))
-    groups = audit["groups"]
-    rates = [(g["favourable_rate"], g["rows"]) for g in groups.values() if g.get("rows")]
-    if audit["protected"].get("fairness", "parity") == "parity" and len(rates) >= 2:
-        high = max(rates)
-        low = min(rates)
-        se_b = math.sqrt(high[0] * (1 - high[0]) / high[1] + low[0] * (1 - low[0]) / low[1])
-    else:
-        interval = audit.get("intervals", {}).get("bias_score")
-        se_b = (interval[1] - interval[0]) / (2 * 1.96) if interval else math.nan
+    groups = [g for g in audit["groups"].values() if g.get("rows")]
+    fairness = audit["protected"].get("fairness", "parity")
+    rates: list[tuple[str, str, float]] = [("favourable_rate", "rows", 1.0)]
+    if fairness in ("odds", "opportunity"):
+        rates = [("true_positive_rate", "positives", 1.0)]
+        if fairness == "odds":
+            rates.append(("false_positive_rate", "negatives", 0.0))
+    se_b = math.nan
+    for key, _, label in rates:
+        usable = [g for g in groups if g.get(key) is not None]
+        if len(usable) < 2:
+            continue
+        high = max(usable, key=lambda g: g[key])
+        low = min(usable, key=lambda g: g[key])
+
+        def count(group: dict[str, Any], label: float = label, key: str = key) -> float:
+            if key == "favourable_rate":
+                return float(group["rows"])
+            share = group["base_rate"] if label == 1.0 else 1 - group["base_rate"]
+            return max(1.0, float(group["rows"]) * share)
+
+        variance = sum(g[key] * (1 - g[key]) / count(g) for g in (high, low))
+        se_b = max(0.0 if math.isnan(se_b) else se_b, math.sqrt(variance))
     return se_b, se_r
 
 

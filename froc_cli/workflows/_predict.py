@@ -281,7 +281,7 @@ def _audit_saved_model(
         raise InputError(
             f"--immutable {_listed(unknown_immutable)}: not columns model {model_name} reads"
         )
-    roles = {artifact.label_column, spec.protected, *encoder.column_names}
+    roles = {artifact.label_column, spec.protected, *spec.protected_columns, *encoder.column_names}
     ignored = tuple(c for c in frame.columns if c not in roles)
     spec = replace(
         spec,

@@ -562,6 +562,31 @@ def test_6_train_in_judges_groups_on_the_audits_test_split(
     ), result.stderr
 
 
+def test_6_model_trained_on_intersections_audits_and_predicts_new_tables(tmp_path: Path) -> None:
+    """A model trained with --protected sex,race is audited (and scores rows) on a table it
+    never saw: both protected columns are roles, not unknown columns (the audit once refused
+    such a table with "--drop names the protected column 'sex'")."""
+    train = write(tmp_path, make_groups_frame(700, seed=5).drop(columns="decision"))
+    fresh = tmp_path / "fresh.csv"
+    make_groups_frame(400, seed=6).drop(columns="decision").to_csv(fresh, index=False)
+    model = tmp_path / "sr.froc"
+    trained = froc(
+        "train-in", train, "--protected", "sex,race", "--min-group-size", "5",
+        "--lambda-f", "0", "--lambda-r", "0", *LR, "--epochs", "10", "-o", model,
+        "--allow-infeasible", "--quiet",
+    )  # fmt: skip
+    assert model.is_file(), trained.stderr
+    audit = json_of(froc("audit", fresh, "--model", model, "--min-group-size", "5", "--json"))
+    assert audit["rows"]["audited"] == 400
+    assert set(audit["groups"]) == {
+        f"{sex} & {race}" for sex in ("Female", "Male") for race in RACES
+    } - set(audit["protected"].get("too_small", []))
+    scored = tmp_path / "scored.csv"
+    predicted = froc("predict", model, fresh, "-o", scored)
+    assert predicted.exit_code == 0, predicted.stderr
+    assert len(pd.read_csv(scored)) == 400
+
+
 # --------------------------------------------------------------------------------------------
 # 7. preprocess over intersections
 # --------------------------------------------------------------------------------------------
