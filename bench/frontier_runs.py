@@ -204,6 +204,38 @@ def run_one(
     }  # fmt: skip
 
 
+def trace_frontier(name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """``froc train-in --frontier`` on the outer 70% of case ``name``, seed 0."""
+    case = CASES[name]
+    frame, data_args = case_table(case)
+    train, _ = train_test_split(
+        frame, test_size=0.3, random_state=0, stratify=frame[frame.columns[-1]]
+    )
+    picture = RESULTS / f"frontier_{name}.png"
+    with tempfile.TemporaryDirectory() as tmp:
+        train_csv = Path(tmp) / "train.csv"
+        train.to_csv(train_csv, index=False)
+        done, wall, cpu = froc(
+            "train-in", str(train_csv), *data_args, "--delta-f", str(case["delta_f"]),
+            "--delta-r", str(case["delta_r"]), "--seed", "0", "--frontier", str(picture),
+            "--json", "--quiet",
+        )  # fmt: skip
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"train-in --frontier {name}: {done.stderr.strip()}")
+    result = json.loads(done.stdout)
+    print(f"frontier {name}: exit {done.returncode}, wall {wall:.0f}s, picture {picture}")
+    return {
+        "exit_code": done.returncode,
+        "verdict": result["verdict"],
+        "frontier": result["frontier"],
+        "relaxation": result["relaxation"],
+        "picture": picture.name,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "run": record_ref(record),
+    }
+
+
 def summarise(runs: list[dict[str, Any]], search: str) -> dict[str, Any]:
     mine = [r for r in runs if r["search"] == search]
     if not mine:
@@ -267,6 +299,19 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{fmt(s['median_bias_score'])} | {fmt(s['median_robustness'])} | "
                 f"{s['median_wall_s']:.0f} | {s['median_cpu_s']:.0f} |"
             )
+    for name, example in report.get("frontiers", {}).items():
+        lines += ["", f"Frontier of {name} (seed 0, outer 70%; validation figures; "
+                  f"{example['frontier']['epochs_per_point']} warm-started epochs a point; "
+                  f"wall {example['wall_s']:.0f} s; picture {example['picture']}):", "",
+                  "| varied | delta_F | delta_R | acc | S_B | S_R | met |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for varied, key in (("delta_F", "bias"), ("delta_R", "robustness")):
+            for p in example["frontier"][key]:
+                lines.append(
+                    f"| {varied} | {fmt(p['delta_f'])} | {fmt(p['delta_r'])} | "
+                    f"{fmt(p['accuracy'])} | {fmt(p['bias_score'])} | {fmt(p['robustness'])} | "
+                    f"{'yes' if p['feasible'] else 'no'} |"
+                )
     lines += ["", record_line(report["run"]), ""]
     return "\n".join(lines)
 
@@ -276,6 +321,12 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--seeds", default=None, help="override the cases' seeds, e.g. 0,1")
     parser.add_argument("--searches", default=",".join(SEARCHES))
+    parser.add_argument(
+        "--frontier",
+        default=None,
+        help="instead of the cases: `froc train-in --frontier` for this case on seed 0, the "
+        "picture to bench/results/frontier_<case>.png and its points into the results",
+    )
     args = parser.parse_args()
     if shared_data_dir() is None:
         print("../shared/data is absent: nothing to measure")
@@ -287,6 +338,12 @@ def main() -> int:
         report = json.loads(previous_path.read_text())
     searches = [s for s in args.searches.split(",") if s]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.frontier:
+        report.setdefault("frontiers", {})[args.frontier] = trace_frontier(args.frontier, record)
+        report["run"] = finish_record(dict(record))
+        write_text_atomic(json.dumps(report, indent=2) + "\n", previous_path)
+        write_text_atomic(markdown(report), RESULTS / "frontier_runs.md")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         for name in [c for c in args.cases.split(",") if c]:
             case = CASES[name]

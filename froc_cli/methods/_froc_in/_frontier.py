@@ -10,7 +10,8 @@ figures every choice is made on; the test split is never touched):
 - :func:`trace_frontier` runs the constrained search again at other thresholds, warm-started
   from the chosen model and the final multipliers, for a few epochs each: delta_F over a range
   at the given delta_R, and delta_R over a range at the given delta_F. Each point is the most
-  accurate feasible iterate of its run (or the closest, marked infeasible).
+  accurate iterate of any run meeting its tightened thresholds (or its own run's closest,
+  marked infeasible), so reachable accuracy never falls as a threshold loosens.
 """
 
 from __future__ import annotations
@@ -190,23 +191,46 @@ def frontier_thresholds(config: FrocInConfig) -> tuple[list[float], list[float]]
     return deltas_f, deltas_r
 
 
-def _point_from(ctx: FitContext, seconds: float) -> FrontierPoint:
-    """The frontier point of a finished run: its chosen iterate."""
-    chosen = ctx.trials[choose_trial(ctx)]
-    score = chosen.score
+def _point(trial: Trial, config: FrocInConfig, feasible: bool, seconds: float) -> FrontierPoint:
+    score = trial.score
     return FrontierPoint(
-        delta_f=ctx.config.delta_f,
-        delta_r=ctx.config.delta_r,
-        feasible=chosen.meets_thresholds and not score.degenerate,
+        delta_f=config.delta_f,
+        delta_r=config.delta_r,
+        feasible=feasible,
         accuracy=score.accuracy,
         bias_score=score.bias_score,
         robustness=score.robustness,
         majority_floor=score.majority_floor,
-        lambda_f=chosen.lambda_f,
-        lambda_r=chosen.lambda_r,
-        epochs=chosen.epochs_run,
+        lambda_f=trial.lambda_f,
+        lambda_r=trial.lambda_r,
+        epochs=trial.epochs_run,
         seconds=seconds,
     )
+
+
+def _chosen_point(ctx: FitContext, seconds: float) -> FrontierPoint:
+    """A run's own choice as a frontier point."""
+    chosen = ctx.trials[choose_trial(ctx)]
+    return _point(
+        chosen, ctx.config, chosen.meets_thresholds and not chosen.score.degenerate, seconds
+    )
+
+
+def _pooled_point(pool: Sequence[Trial], ctx: FitContext, seconds: float) -> FrontierPoint:
+    """The most accurate iterate of any run meeting ``ctx``'s targets (a model that meets
+    stricter thresholds meets these too, so the frontier never falls as a threshold loosens);
+    else the run's own closest point, infeasible."""
+    meeting = [
+        t
+        for t in pool
+        if not t.score.degenerate
+        and (ctx.target_f is None or t.score.bias_score <= ctx.target_f)
+        and (ctx.target_r is None or t.score.robustness >= ctx.target_r)
+    ]
+    if not meeting:
+        return _chosen_point(ctx, seconds)
+    best = max(meeting, key=lambda t: t.score.accuracy)
+    return _point(best, ctx.config, True, seconds)
 
 
 def trace_frontier(
@@ -219,11 +243,13 @@ def trace_frontier(
 ) -> Frontier:
     """The :class:`Frontier` around ``main``'s thresholds: one constrained run of ``epochs``
     epochs per other threshold, each from ``model``'s weights (left untouched) and the
-    multipliers ``start``."""
+    multipliers ``start``. A point is the most accurate iterate of any of the runs (the main
+    one included) meeting its tightened thresholds; the given thresholds' point is the main
+    run's choice, the model returned."""
     deltas_f, deltas_r = frontier_thresholds(main.config)
-    own = _point_from(main, time.perf_counter() - main.started)
+    own = _chosen_point(main, time.perf_counter() - main.started)
 
-    def run(config: FrocInConfig) -> FrontierPoint:
+    def run(config: FrocInConfig) -> tuple[FitContext, float]:
         started = time.perf_counter()
         target_f, target_r = validation_targets(config, main.val)
         ctx = FitContext(
@@ -237,10 +263,13 @@ def trace_frontier(
         )
         # A copy: the caller's model is the chosen one and must stay so.
         DualAscent(ctx, copy.deepcopy(model), start=start, epochs=epochs).run()
-        return _point_from(ctx, time.perf_counter() - started)
+        return ctx, time.perf_counter() - started
 
-    bias = [run(replace(main.config, delta_f=d, trace=False)) for d in deltas_f]
-    robustness = [run(replace(main.config, delta_r=d, trace=False)) for d in deltas_r]
+    bias_runs = [run(replace(main.config, delta_f=d, trace=False)) for d in deltas_f]
+    robustness_runs = [run(replace(main.config, delta_r=d, trace=False)) for d in deltas_r]
+    pool = [*main.trials, *(t for ctx, _ in (*bias_runs, *robustness_runs) for t in ctx.trials)]
+    bias = [_pooled_point(pool, ctx, seconds) for ctx, seconds in bias_runs]
+    robustness = [_pooled_point(pool, ctx, seconds) for ctx, seconds in robustness_runs]
     return Frontier(
         bias=tuple(sorted([*bias, own], key=lambda p: p.delta_f or 0.0)),
         robustness=tuple(sorted([*robustness, own], key=lambda p: p.delta_r or 0.0)),
