@@ -14,7 +14,7 @@ from froc_cli.models._nets import TabularNet
 from froc_cli.models._training import EpochStats, train_model
 
 from ._config import FrocInConfig
-from ._fit import EpochProgress, FitContext, Trial, trace_row, violation
+from ._fit import FitContext, record_trial, report_epoch
 from ._scoring import ValidationScore, score_validation
 
 __all__ = ["DualAscent"]
@@ -106,36 +106,18 @@ class DualAscent:
             score = score_validation(
                 iterate, ctx.val, ctx.space, config.threat, self.objective(), seed=config.train.seed
             )
-            if config.trace:
-                ctx.trace.append(trace_row(0, self.lambda_f, self.lambda_r, stats, score))
-            if ctx.on_epoch is not None:
-                ctx.on_epoch(
-                    EpochProgress(
-                        trial=0,
-                        lambda_f=self.lambda_f,
-                        lambda_r=self.lambda_r,
-                        epoch=epoch,
-                        epochs=self.epochs,
-                        accuracy=score.accuracy,
-                        bias_score=score.bias_score,
-                        robustness=score.robustness,
-                    )
-                )
-            trial = Trial(
-                index=len(ctx.trials),
-                lambda_f=self.lambda_f,
-                lambda_r=self.lambda_r,
+            lambdas = (self.lambda_f, self.lambda_r)
+            report_epoch(ctx, 0, lambdas, stats, self.epochs, score)
+            trial = record_trial(
+                ctx,
+                lambdas,
+                score,
+                copy.deepcopy(iterate.state_dict()),
                 warm_start=epoch > 1 or first > 0,
                 epochs_run=epoch,
                 best_epoch=epoch,
                 seconds=time.perf_counter() - started,
-                score=score,
-                meets_targets=violation(score, ctx.target_f, ctx.target_r) == 0.0,
-                meets_thresholds=violation(score, config.delta_f, config.delta_r) == 0.0,
-                violation=violation(score, config.delta_f, config.delta_r),
             )
-            ctx.trials.append(trial)
-            ctx.states.append(copy.deepcopy(iterate.state_dict()))
             if trial.meets_targets and score.accuracy > best["accuracy"]:
                 best.update(accuracy=score.accuracy, epoch=epoch)
             self.update(score)

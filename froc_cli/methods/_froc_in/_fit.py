@@ -32,6 +32,8 @@ __all__ = [
     "Trial",
     "choose_trial",
     "rank_score",
+    "record_trial",
+    "report_epoch",
     "run_fit",
     "trace_row",
     "validation_targets",
@@ -177,21 +179,7 @@ def run_fit(
             if due or config.trace
             else None
         )
-        if config.trace:
-            ctx.trace.append(trace_row(index, lambda_f, lambda_r, stats, score))
-        if ctx.on_epoch is not None:
-            ctx.on_epoch(
-                EpochProgress(
-                    trial=index,
-                    lambda_f=lambda_f,
-                    lambda_r=lambda_r,
-                    epoch=epochs_run,
-                    epochs=epochs,
-                    accuracy=None if score is None else score.accuracy,
-                    bias_score=None if score is None else score.bias_score,
-                    robustness=None if score is None else score.robustness,
-                )
-            )
+        report_epoch(ctx, index, (lambda_f, lambda_r), stats, epochs, score)
         if not due or score is None:
             return False
         # Within a fit the checkpoint is the one with the smallest validation objective (eq. 10
@@ -219,23 +207,73 @@ def run_fit(
     )
     model.load_state_dict(best["state"])
     model.eval()
-    score = best["score"]
-    trial = Trial(
-        index=index,
-        lambda_f=lambda_f,
-        lambda_r=lambda_r,
+    return record_trial(
+        ctx,
+        (lambda_f, lambda_r),
+        best["score"],
+        best["state"],
         warm_start=warm_start,
         epochs_run=epochs_run,
         best_epoch=best["epoch"],
         seconds=time.perf_counter() - started,
+    )
+
+
+def record_trial(
+    ctx: FitContext,
+    lambdas: tuple[float, float],
+    score: ValidationScore,
+    state: dict[str, torch.Tensor],
+    *,
+    warm_start: bool,
+    epochs_run: int,
+    best_epoch: int,
+    seconds: float,
+) -> Trial:
+    """Append a trial (flagged against ``ctx``'s targets and thresholds) and its model state."""
+    config = ctx.config
+    trial = Trial(
+        index=len(ctx.trials),
+        lambda_f=lambdas[0],
+        lambda_r=lambdas[1],
+        warm_start=warm_start,
+        epochs_run=epochs_run,
+        best_epoch=best_epoch,
+        seconds=seconds,
         score=score,
         meets_targets=violation(score, ctx.target_f, ctx.target_r) == 0.0,
         meets_thresholds=violation(score, config.delta_f, config.delta_r) == 0.0,
         violation=violation(score, config.delta_f, config.delta_r),
     )
     ctx.trials.append(trial)
-    ctx.states.append(best["state"])
+    ctx.states.append(state)
     return trial
+
+
+def report_epoch(
+    ctx: FitContext,
+    trial: int,
+    lambdas: tuple[float, float],
+    stats: EpochStats,
+    epochs: int,
+    score: ValidationScore | None,
+) -> None:
+    """One epoch's trace row (when tracing) and live progress (when someone listens)."""
+    if ctx.config.trace:
+        ctx.trace.append(trace_row(trial, lambdas[0], lambdas[1], stats, score))
+    if ctx.on_epoch is not None:
+        ctx.on_epoch(
+            EpochProgress(
+                trial=trial,
+                lambda_f=lambdas[0],
+                lambda_r=lambdas[1],
+                epoch=stats.epoch + 1,
+                epochs=epochs,
+                accuracy=None if score is None else score.accuracy,
+                bias_score=None if score is None else score.bias_score,
+                robustness=None if score is None else score.robustness,
+            )
+        )
 
 
 def trace_row(
