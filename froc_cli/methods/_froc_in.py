@@ -70,6 +70,7 @@ from froc_cli.core._config import (
     check_surrogate,
 )
 from froc_cli.core._device import flushing_denormals
+from froc_cli.core._distributed import agreed_elapsed
 from froc_cli.core._errors import InputError
 from froc_cli.core._fairness import active_pair, gap_standard_error
 from froc_cli.data._encoder import TabularEncoder
@@ -575,7 +576,7 @@ class _Search:
         config = self.ctx.config
         return len(self.ctx.trials) >= config.max_trials or (
             config.search_budget_s is not None
-            and time.perf_counter() - self.ctx.started >= config.search_budget_s
+            and agreed_elapsed(self.ctx.started) >= config.search_budget_s
         )
 
     def fit(self, lambda_f: float, lambda_r: float) -> Trial:
