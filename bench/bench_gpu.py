@@ -1,5 +1,7 @@
 """CPU against CUDA on Adult: the audit (FGSM + PGD; and with APGD x 5 and the certificate),
-one FRoC-IN fit and one FRoC-PRE influence round.
+one FRoC-IN fit and one FRoC-PRE influence round; the FRoC-IN fit split between processes by
+torchrun (NCCL, one process per GPU; gloo with two processes on cpu) and a streamed audit of a
+saved model over 1,000,000 rows in 4 parquet shards (generated once in /tmp).
 
 Each workload runs through the public engine (``audit_table``, ``train_in_table``) or the
 influence functions, once on ``cpu`` (one torch thread, the CLI default) and once on ``cuda``,
@@ -15,6 +17,7 @@ anywhere; on a machine with a GPU:
 
     python bench/bench_gpu.py                 # about 3 minutes on one GPU
     python bench/bench_gpu.py --repeats 1 --skip-froc-in
+    python bench/bench_gpu.py --dry-run       # no GPU: the new cases, tiny, on cpu
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -34,9 +39,27 @@ from _datasets import load_adult, repo_root, shared_data_dir
 from _record import finish_record, record_line, start_record
 from bench_froc_pre import influence_round
 
-from froc_cli.core import DataSpec, ThreatModel, TrainConfig, environment_versions
+from froc_cli.attacks import FeatureSpace
+from froc_cli.core import (
+    DataSpec,
+    Objective,
+    ThreatModel,
+    TrainConfig,
+    environment_versions,
+    open_dataset,
+)
+from froc_cli.data import fit_encoder
 from froc_cli.methods import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, FrocInConfig
-from froc_cli.workflows import AuditConfig, TrainInConfig, audit_table, train_in_table
+from froc_cli.models import ModelArtifact, build_model, train_model
+from froc_cli.workflows import (
+    AuditConfig,
+    TrainInConfig,
+    audit_saved_dataset,
+    audit_table,
+    train_in_table,
+)
+
+STREAM_DIR = Path("/tmp/froc_bench_gpu")
 
 
 def _sync(device: str) -> None:
@@ -100,6 +123,90 @@ def froc_in_work(device: str) -> Callable[[], dict[str, float]]:
     return work
 
 
+def streamed_audit_work(
+    device: str,
+    *,
+    rows: int = 1_000_000,
+    shards: int = 4,
+    workdir: Path = STREAM_DIR,
+) -> Callable[[], dict[str, float]]:
+    """``froc audit DIR --model`` streamed (:func:`audit_saved_dataset`) over ``rows`` rows in
+    ``shards`` parquet shards of bench/scale_runs.py's credit table (generated once under
+    ``workdir``), with an mlp:16 trained for 5 epochs on the first 20,000 rows."""
+    import pandas as pd
+    from scale_runs import generate
+
+    folder = workdir / f"shards_{rows}_{shards}"
+    if not (folder / f"part-{shards - 1:03d}.parquet").is_file():
+        generate(folder, rows, shards, seed=0)
+    dataset = open_dataset(folder)
+    sample = pd.read_parquet(dataset.shards[0]).iloc[:20_000]
+    spec = DataSpec(protected="gender", label="approved", protected_group=("female",))
+    features = ("age", "income", "hours", "education", "region")
+    encoder = fit_encoder(sample, features)
+    model = build_model("mlp:16", encoder.n_features, seed=0)
+    x = torch.as_tensor(encoder.encode(sample))
+    y = torch.as_tensor(sample["approved"].to_numpy(dtype="float32"))
+    a = torch.as_tensor((sample["gender"] != "female").to_numpy(dtype="float32"))
+    config = TrainConfig(model="mlp:16", epochs=5, batch_size=1024, device="cpu")
+    train_model(model, x, y, a, objective=Objective(), config=config,
+                space=FeatureSpace.from_encoder(encoder))  # fmt: skip
+    artifact = ModelArtifact(
+        model=model, encoder=encoder, model_spec="mlp:16", data_spec=spec,
+        label_column="approved", positive_value="1", protected_column="gender",
+        protected_values=("female",), info={},
+    )  # fmt: skip
+    audit = AuditConfig(data=spec, train=TrainConfig(device=device), threads=1)
+
+    def work() -> dict[str, float]:
+        result = audit_saved_dataset(dataset, artifact, audit, model_name="bench")
+        m = result.metrics
+        return {"rows": m["rows"], **{k: m[k] for k in ("accuracy", "bias_score", "robustness")}}
+
+    return work
+
+
+def distributed_command(device: str, processes: int, data: Path, epochs: int) -> list[str]:
+    """``torchrun --standalone --nproc-per-node N -m froc_cli train-in`` on ``data`` (Adult's
+    roles when it is adult.csv, the sample's otherwise): NCCL on cuda, gloo on cpu."""
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    if data.name == "adult.csv":
+        roles = ["--protected", "sex", "--protected-group", "Female", "--label", "income",
+                 "--positive", ">50K"]  # fmt: skip
+    else:
+        roles = ["--protected", "gender"]
+    return [
+        torchrun, "--standalone", "--nproc-per-node", str(processes), "-m", "froc_cli",
+        "train-in", str(data), *roles, "--lambda-f", "0.5", "--lambda-r", "0.1",
+        "--epochs", str(epochs), "--device", device, "--json", "--quiet",
+    ]  # fmt: skip
+
+
+def distributed_work(
+    device: str, *, data: Path | None = None, epochs: int = DEFAULT_EPOCHS
+) -> Callable[[], dict[str, float]]:
+    """FRoC-IN's fit split between processes by torchrun: one process per GPU on cuda (NCCL;
+    skipped below two GPUs: NCCL takes one GPU per process), two on cpu (gloo)."""
+    folder = shared_data_dir()
+    path = data if data is not None else (folder / "adult.csv" if folder else Path())
+    processes = torch.cuda.device_count() if device == "cuda" else 2
+    env = {**os.environ, "PYTHONPATH": str(repo_root()), "OMP_NUM_THREADS": "1"}
+
+    def work() -> dict[str, float]:
+        if processes < 2:
+            return {"skipped_fewer_than_two_gpus": 1.0}
+        done = subprocess.run(
+            distributed_command(device, processes, path, epochs),
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"torchrun failed ({done.returncode}): {done.stderr[-2000:]}")
+        test = json.loads(done.stdout)["test"]["metrics"]
+        return {"processes": float(processes), **{k: test[k] for k in ("accuracy", "bias_score")}}
+
+    return work
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [
         "# CPU against CUDA (bench/bench_gpu.py)",
@@ -133,7 +240,15 @@ def main() -> int:
         default="cuda",
         help="the device compared with cpu (cpu only checks this script on a machine without GPU)",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run only the streamed and distributed cases, tiny and on cpu, on "
+        "sample_data/synthetic.csv; write nothing to bench/results (a check without a GPU)",
+    )
     args = parser.parse_args()
+    if args.dry_run:
+        return dry_run()
     if shared_data_dir() is None:
         print("bench_gpu: ../shared/data not found; nothing measured", file=sys.stderr)
         return 0
@@ -152,6 +267,12 @@ def main() -> int:
     }
     if not args.skip_froc_in:
         workloads["FRoC-IN fit (lambda_F 0.5, lambda_R 0.1, PGD-10)"] = froc_in_work
+        workloads["FRoC-IN fit under torchrun, one process per GPU (NCCL; gloo x 2 on cpu)"] = (
+            distributed_work
+        )
+    workloads["streamed audit of a saved mlp:16 (1,000,000 rows in 4 parquet shards)"] = (
+        streamed_audit_work
+    )
     results: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "gpu": torch.cuda.get_device_name(0) if second == "cuda" else f"no GPU ({second})",
@@ -173,6 +294,24 @@ def main() -> int:
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(render(results))
     print(render(results))
+    return 0
+
+
+def dry_run() -> int:
+    """The streamed and distributed cases, tiny, on cpu: what a machine without a GPU can check
+    of this script (tests/test_bench_gpu.py runs the same functions smaller still)."""
+    torch.set_num_threads(1)
+    sample = repo_root() / "sample_data" / "synthetic.csv"
+    cases = {
+        "streamed audit (100,000 rows, 2 shards)": streamed_audit_work("cpu", rows=100_000,
+                                                                       shards=2),
+        "train-in under torchrun (2 gloo processes)": distributed_work("cpu", data=sample,
+                                                                       epochs=3),
+    }  # fmt: skip
+    for name, work in cases.items():
+        started = time.perf_counter()
+        figures = work()
+        print(f"bench_gpu dry run: {name}: {time.perf_counter() - started:.1f} s, {figures}")
     return 0
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -62,6 +63,7 @@ __all__ = [
     "check_threads",
     "data_spec",
     "guarded",
+    "process_group",
     "progress_printer",
     "split_list",
     "stdout_console",
@@ -72,7 +74,12 @@ __all__ = [
 T = TypeVar("T")
 
 DataPath = Annotated[
-    Path, typer.Argument(help="Input table: .csv or .parquet.", show_default=False)
+    Path,
+    typer.Argument(
+        help="Input table: a .csv or .parquet file, or a dataset of parquet shards (a "
+        "directory, or a quoted glob such as 'data/part-*.parquet').",
+        show_default=False,
+    ),
 ]
 Label = Annotated[
     str | None, typer.Option(help="Label column (default: the last column).", show_default=False)
@@ -200,6 +207,16 @@ Threads = Annotated[
         "networks on a busy machine; raise it on an idle many-core one.",
     ),
 ]
+
+
+@contextmanager
+def process_group(device: str) -> Iterator[bool]:
+    """Run the block in the process group torchrun describes (nothing changes outside
+    torchrun); yields whether this process writes files and prints results (rank 0 only)."""
+    from froc_cli.core._distributed import distributed_session, is_writer
+
+    with distributed_session(device):
+        yield is_writer()
 
 
 def check_threads(threads: int) -> None:

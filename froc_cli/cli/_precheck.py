@@ -17,6 +17,7 @@ from pathlib import Path
 from froc_cli.core._config import DataSpec
 from froc_cli.core._csv import foreign_delimiter_message
 from froc_cli.core._errors import InputError, ModelFileError
+from froc_cli.core._shards import is_dataset_path, shard_paths
 
 __all__ = [
     "TABLE_SUFFIXES",
@@ -37,7 +38,11 @@ _PLAIN_MODEL = re.compile(r"lr|mlp:[1-9][0-9]*(?:x[1-9][0-9]*)*")
 
 def check_table_file(path: Path) -> None:
     """The checks :func:`froc_cli.core._io.read_table` starts with, in its order: a known
-    suffix, an existing file, not a folder, not empty."""
+    suffix, an existing file, not a folder, not empty. A dataset of shards (a directory or a
+    glob) is left to the engine's checks (:func:`froc_cli.core._shards.open_dataset`)."""
+    if is_dataset_path(path):
+        shard_paths(str(path))
+        return
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise InputError(f"{path}: unknown table format {suffix!r}; expected .csv or .parquet")

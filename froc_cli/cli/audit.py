@@ -44,6 +44,7 @@ from ._common import (
     check_threads,
     data_spec,
     guarded,
+    process_group,
     progress_printer,
     split_list,
     stdout_console,
@@ -72,8 +73,10 @@ def _audit_saved(
     """``--model``: audit a saved model on DATA (no training); the protected group and the
     criterion default to the model's."""
     from froc_cli.core._io import read_table
+    from froc_cli.core._shards import is_dataset_path, open_dataset
     from froc_cli.models._artifact import load_model
     from froc_cli.workflows._predict import audit_saved_model
+    from froc_cli.workflows._stream import audit_saved_dataset
 
     artifact = load_model(model_file)
     same_column = protected is None or protected == artifact.protected_column
@@ -84,11 +87,16 @@ def _audit_saved(
         protected_group=group,
         fairness=fairness or artifact.data_spec.fairness,  # type: ignore[arg-type]  # validated
     )
+    config = replace(config, data=spec)
+    if is_dataset_path(data):  # streamed in record batches: memory bounded whatever the rows
+        return audit_saved_dataset(
+            open_dataset(data), artifact, config, model_name=str(model_file), progress=progress
+        )
     frame = read_table(data)
     return audit_saved_model(
         frame,
         artifact,
-        replace(config, data=spec),
+        config,
         source=str(data),
         model_name=str(model_file),
         progress=progress,
@@ -150,7 +158,8 @@ def audit_command(
         typer.Option(
             "--model",
             help="Audit a saved model instead of training one: a .froc file from froc train-in "
-            "(on the table it was trained on, only its held-out test split is audited), or an "
+            "(on the table it was trained on, only its held-out test split is audited; on a "
+            "dataset of parquet shards the audit is streamed: bounded memory, every row), or an "
             ".onnx binary classifier from another stack (scikit-learn via skl2onnx, XGBoost or "
             'LightGBM via onnxmltools, torch.onnx; needs pip install "froc[onnx]"), audited '
             "on every row with black-box attacks (and white-box ones when the graph is a plain "
@@ -317,50 +326,54 @@ def audit_command(
             delta_r=delta_r,
             certify=certify,
         )
-        progress = progress_printer(quiet or json_output)
-        if onnx:
-            from froc_cli.workflows._audit_onnx import DEFAULT_QUERIES, OnnxAuditOptions
+        with process_group(device) as speaking:
+            mute = quiet or not speaking
+            progress = progress_printer(mute or json_output)
+            if onnx:
+                from froc_cli.workflows._audit_onnx import DEFAULT_QUERIES, OnnxAuditOptions
 
-            assert model_file is not None
-            options = OnnxAuditOptions(
-                features=split_list(features),
-                threshold=threshold,
-                queries=DEFAULT_QUERIES if queries is None else queries,
+                assert model_file is not None
+                options = OnnxAuditOptions(
+                    features=split_list(features),
+                    threshold=threshold,
+                    queries=DEFAULT_QUERIES if queries is None else queries,
+                )
+                result = _audit_onnx(model_file, data, config, options, progress)
+            elif model_file is not None:
+                result = _audit_saved(
+                    model_file, data, config, protected, protected_group, fairness, progress
+                )
+            else:
+                result = audit_file(data, config, progress=progress)
+            warn(too_small_warning(result.protected, min_group_size), mute)
+            gate = check_gate(
+                result.metrics,
+                delta_f=config.delta_f,
+                delta_r=config.delta_r,
+                robust_metric=threat.robust_metric,
             )
-            result = _audit_onnx(model_file, data, config, options, progress)
-        elif model_file is not None:
-            result = _audit_saved(
-                model_file, data, config, protected, protected_group, fairness, progress
-            )
-        else:
-            result = audit_file(data, config, progress=progress)
-        warn(too_small_warning(result.protected, min_group_size), quiet)
-        gate = check_gate(
-            result.metrics,
-            delta_f=config.delta_f,
-            delta_r=config.delta_r,
-            robust_metric=threat.robust_metric,
-        )
-        floor_note = floor_warning(config.delta_r, result.metrics, threat.robust_metric)
-        warn(floor_note and f"warning: {floor_note}", quiet)
-        exit_code = EXIT_OK if gate.passed else EXIT_CONSTRAINTS_NOT_MET
-        if report is not None:
-            write_text_atomic(render_audit_markdown(result, gate, floor_note), report)
-        if json_output:
-            payload = result.to_dict()
-            payload["gate"] = {
-                "passed": gate.passed,
-                "checks": [vars(check) for check in gate.checks],
-            }
-            if floor_note:
-                payload["warnings"] = [floor_note]
-            payload["exit_code"] = exit_code
-            typer.echo(json.dumps(payload, indent=2, allow_nan=False))
-        else:
-            console = stdout_console()
-            print_audit(console, result)
-            print_gate(console, gate, result.fairness, floor_note)
-        return exit_code
+            floor_note = floor_warning(config.delta_r, result.metrics, threat.robust_metric)
+            warn(floor_note and f"warning: {floor_note}", mute)
+            exit_code = EXIT_OK if gate.passed else EXIT_CONSTRAINTS_NOT_MET
+            if not speaking:  # under torchrun only rank 0 writes and prints
+                return exit_code
+            if report is not None:
+                write_text_atomic(render_audit_markdown(result, gate, floor_note), report)
+            if json_output:
+                payload = result.to_dict()
+                payload["gate"] = {
+                    "passed": gate.passed,
+                    "checks": [vars(check) for check in gate.checks],
+                }
+                if floor_note:
+                    payload["warnings"] = [floor_note]
+                payload["exit_code"] = exit_code
+                typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+            else:
+                console = stdout_console()
+                print_audit(console, result)
+                print_gate(console, gate, result.fairness, floor_note)
+            return exit_code
 
     code = guarded(run)
     if code:

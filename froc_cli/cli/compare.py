@@ -42,6 +42,7 @@ from ._common import (
     check_threads,
     data_spec,
     guarded,
+    process_group,
     progress_printer,
     split_list,
     stdout_console,
@@ -353,39 +354,45 @@ def compare_command(
         )
         if methods is not None and not config.methods:
             raise InputError(f"--methods {methods!r}: expected some of {', '.join(METHOD_NAMES)}")
-        progress = progress_printer(quiet)  # one line per step on stderr
-        result = compare_file(data, config, progress=progress, command=_command_line())
-        small = result.too_small()
-        if small:
-            warn(
-                too_small_warning(
-                    {"column": result.protected_column, "too_small": small}, min_group_size
-                ),
-                quiet,
+        with process_group(device) as speaking:
+            mute = quiet or not speaking
+            progress = progress_printer(mute)  # one line per step on stderr
+            result = compare_file(data, config, progress=progress, command=_command_line())
+            small = result.too_small()
+            if small:
+                warn(
+                    too_small_warning(
+                        {"column": result.protected_column, "too_small": small}, min_group_size
+                    ),
+                    mute,
+                )
+            floors = [s.mean.get("majority_floor", float("nan")) for s in result.summaries]
+            floor_note = floor_warning(
+                delta_r, {"majority_floor": max(floors, default=float("nan"))}
             )
-        floors = [s.mean.get("majority_floor", float("nan")) for s in result.summaries]
-        floor_note = floor_warning(delta_r, {"majority_floor": max(floors, default=float("nan"))})
-        warn(floor_note and f"warning: {floor_note}", quiet)
-        exit_code = EXIT_OK if result.any_meets_both else EXIT_CONSTRAINTS_NOT_MET
-        if plot is not None:
-            plot_compare(result, plot)
-        if report is not None:
-            plot_link = None
+            warn(floor_note and f"warning: {floor_note}", mute)
+            exit_code = EXIT_OK if result.any_meets_both else EXIT_CONSTRAINTS_NOT_MET
+            if not speaking:  # under torchrun only rank 0 writes and prints
+                return exit_code
             if plot is not None:
-                try:
-                    plot_link = str(plot.resolve().relative_to(report.resolve().parent))
-                except ValueError:
-                    plot_link = str(plot.resolve())
-            write_text_atomic(render_compare_markdown(result, plot=plot_link), report)
-        if json_output:
-            payload = result.to_dict()
-            if floor_note:
-                payload["warnings"] = [floor_note]
-            payload["exit_code"] = exit_code
-            typer.echo(json.dumps(payload, indent=2, allow_nan=False))
-        else:
-            _print_table(stdout_console(), result)
-        return exit_code
+                plot_compare(result, plot)
+            if report is not None:
+                plot_link = None
+                if plot is not None:
+                    try:
+                        plot_link = str(plot.resolve().relative_to(report.resolve().parent))
+                    except ValueError:
+                        plot_link = str(plot.resolve())
+                write_text_atomic(render_compare_markdown(result, plot=plot_link), report)
+            if json_output:
+                payload = result.to_dict()
+                if floor_note:
+                    payload["warnings"] = [floor_note]
+                payload["exit_code"] = exit_code
+                typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+            else:
+                _print_table(stdout_console(), result)
+            return exit_code
 
     code = guarded(run)
     if code:

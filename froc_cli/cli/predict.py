@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from froc_cli.core._shards import is_dataset_path
 
 from ._common import (
     DataPath,
@@ -17,12 +19,81 @@ from ._common import (
     check_outputs,
     check_threads,
     guarded,
+    progress_printer,
     split_list,
     stdout_console,
 )
 from ._precheck import check_model_file
 
+if TYPE_CHECKING:
+    from froc_cli.models._artifact import ModelArtifact
+
 __all__ = ["predict_command"]
+
+
+def _warn_unseen(unseen: dict[str, int], quiet: bool) -> None:
+    if unseen and not quiet:
+        listed = ", ".join(f"{k} ({v} rows)" for k, v in unseen.items())
+        typer.echo(
+            f"froc: warning: categories the model never saw (encoded as none of the known "
+            f"ones) in {listed}",
+            err=True,
+        )
+
+
+def _predict_dataset(
+    model_file: Path,
+    data: Path,
+    output: Path,
+    passthrough: tuple[str, ...],
+    device: str,
+    threads: int,
+    json_output: bool,
+    quiet: bool,
+) -> int:
+    """DATA is a dataset of parquet shards: predictions streamed into one output shard per
+    input shard in the folder ``output``."""
+    check_outputs({"MODEL_FILE": model_file}, {}, quiet=quiet)
+    from froc_cli.core._shards import open_dataset
+    from froc_cli.models._artifact import load_model
+    from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN
+    from froc_cli.workflows._stream import predict_dataset
+
+    artifact: ModelArtifact = load_model(model_file)
+    dataset = open_dataset(data)
+    prediction = predict_dataset(
+        dataset,
+        artifact,
+        output,
+        model_name=str(model_file),
+        passthrough=passthrough,
+        device=device,
+        threads=threads,
+        progress=progress_printer(quiet or json_output),
+    )
+    summary = {
+        "model_file": str(model_file),
+        "source": str(data),
+        "output": str(output),
+        "shards": [str(path) for path in prediction.outputs],
+        "rows": prediction.rows,
+        "favourable_decisions": prediction.favourable,
+        "label": {"column": artifact.label_column, "favourable": artifact.positive_value},
+        "columns_added": [PROBABILITY_COLUMN, DECISION_COLUMN],
+        "unseen_categories": prediction.unseen,
+    }
+    _warn_unseen(prediction.unseen, quiet or json_output)
+    if json_output:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        stdout_console().print(
+            f"wrote {len(prediction.outputs)} shard(s) to {output}: {prediction.rows} rows, "
+            f"{prediction.favourable} decided {artifact.label_column}="
+            f"{artifact.positive_value!r}; columns {PROBABILITY_COLUMN} (probability) and "
+            f"{DECISION_COLUMN} (1 = favourable)",
+            highlight=False,
+        )
+    return 0
 
 
 def predict_command(
@@ -32,7 +103,13 @@ def predict_command(
     data: DataPath,
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help="Output table (.csv or .parquet).", show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output table (.csv or .parquet); for a dataset of shards, a folder that gets "
+            "one .parquet shard per input shard.",
+            show_default=False,
+        ),
     ],
     drop: Annotated[
         list[str] | None,
@@ -59,6 +136,9 @@ def predict_command(
         check_threads(threads)
         # Before torch and pandas load: the first error the engine would find.
         check_model_file(model_file)
+        if is_dataset_path(data):
+            return _predict_dataset(model_file, data, output, split_list(drop), device, threads,
+                                    json_output, quiet)  # fmt: skip
         check_outputs({"MODEL_FILE": model_file, "DATA": data}, {"--output": output}, quiet=quiet)
         from froc_cli.core._io import read_table, write_table_atomic
         from froc_cli.models._artifact import load_model
@@ -87,13 +167,7 @@ def predict_command(
             "columns_added": [PROBABILITY_COLUMN, DECISION_COLUMN],
             "unseen_categories": prediction.unseen,
         }
-        if prediction.unseen and not (quiet or json_output):
-            listed = ", ".join(f"{k} ({v} rows)" for k, v in prediction.unseen.items())
-            typer.echo(
-                f"froc: warning: categories the model never saw (encoded as none of the known "
-                f"ones) in {listed}",
-                err=True,
-            )
+        _warn_unseen(prediction.unseen, quiet or json_output)
         if json_output:
             typer.echo(json.dumps(summary, indent=2))
         else:

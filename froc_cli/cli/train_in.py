@@ -47,6 +47,7 @@ from ._common import (
     check_threads,
     data_spec,
     guarded,
+    process_group,
     progress_printer,
     stdout_console,
     threat_model,
@@ -556,56 +557,61 @@ def train_in_command(
             test_size=test_size,
             threads=threads,
         )
-        frame = read_table(data)
-        with _live_progress(not (quiet or json_output)) as (on_epoch, message):
-            result = train_in_table(
-                frame, config, source=str(data), progress=message, on_epoch=on_epoch
-            )
-        warn(too_small_warning(result.prepared.protected_summary(), min_group_size), quiet)
-        notes = [
-            note
-            for note in (
-                floor_warning(delta_r, result.test.metrics, threat.robust_metric),
-                _unreachable_bias_target(delta_f, result.outcome.targets.get("bias_score")),
-            )
-            if note
-        ]
-        for note in notes:
-            warn(f"warning: {note}", quiet)
-        if trace is not None:
-            write_table_atomic(pd.DataFrame(result.outcome.trace), trace)
-        if frontier is not None and result.outcome.frontier is not None:
-            from froc_cli.reports._frontier_plot import plot_frontier
+        with process_group(device) as speaking:
+            mute = quiet or not speaking
+            frame = read_table(data)
+            with _live_progress(not (mute or json_output)) as (on_epoch, message):
+                result = train_in_table(
+                    frame, config, source=str(data), progress=message, on_epoch=on_epoch
+                )
+            warn(too_small_warning(result.prepared.protected_summary(), min_group_size), mute)
+            notes = [
+                note
+                for note in (
+                    floor_warning(delta_r, result.test.metrics, threat.robust_metric),
+                    _unreachable_bias_target(delta_f, result.outcome.targets.get("bias_score")),
+                )
+                if note
+            ]
+            for note in notes:
+                warn(f"warning: {note}", mute)
+            exit_code = EXIT_OK if result.passed else EXIT_CONSTRAINTS_NOT_MET
+            if not speaking:  # under torchrun only rank 0 writes and prints
+                return exit_code
+            if trace is not None:
+                write_table_atomic(pd.DataFrame(result.outcome.trace), trace)
+            if frontier is not None and result.outcome.frontier is not None:
+                from froc_cli.reports._frontier_plot import plot_frontier
 
-            plot_frontier(
-                result.outcome.frontier,
-                frontier,
-                delta_f=delta_f,
-                delta_r=delta_r,
-                title=f"froc train-in {data.name}: reachable accuracy (validation), seed {seed}",
-            )
-        exit_code = EXIT_OK if result.passed else EXIT_CONSTRAINTS_NOT_MET
-        written: Path | None = None
-        if output is not None and (result.passed or allow_infeasible):
-            written = save_train_in_model(result, output)
-        if output is None:
-            note = "model not saved (pass -o model.froc to save it)"
-        elif written is not None:
-            note = f"model written to {written}"
-        else:
-            note = f"model NOT written to {output} (pass --allow-infeasible to write it anyway)"
-        if json_output:
-            payload = result.to_dict()
-            payload["model_file"] = None if written is None else str(written)
-            payload["trace_file"] = None if trace is None else str(trace)
-            payload["frontier_file"] = None if frontier is None else str(frontier)
-            if notes:
-                payload["warnings"] = notes
-            payload["exit_code"] = exit_code
-            typer.echo(json.dumps(payload, indent=2, allow_nan=False))
-        else:
-            _print_result(stdout_console(), result, note)
-        return exit_code
+                plot_frontier(
+                    result.outcome.frontier,
+                    frontier,
+                    delta_f=delta_f,
+                    delta_r=delta_r,
+                    title=f"froc train-in {data.name}: reachable accuracy (validation), "
+                    f"seed {seed}",
+                )
+            written: Path | None = None
+            if output is not None and (result.passed or allow_infeasible):
+                written = save_train_in_model(result, output)
+            if output is None:
+                note = "model not saved (pass -o model.froc to save it)"
+            elif written is not None:
+                note = f"model written to {written}"
+            else:
+                note = f"model NOT written to {output} (pass --allow-infeasible to write it anyway)"
+            if json_output:
+                payload = result.to_dict()
+                payload["model_file"] = None if written is None else str(written)
+                payload["trace_file"] = None if trace is None else str(trace)
+                payload["frontier_file"] = None if frontier is None else str(frontier)
+                if notes:
+                    payload["warnings"] = notes
+                payload["exit_code"] = exit_code
+                typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+            else:
+                _print_result(stdout_console(), result, note)
+            return exit_code
 
     code = guarded(run)
     if code:

@@ -41,7 +41,11 @@ from froc_cli.core._version import (
 # errors it finds before any work answer at once.
 _LAZY: dict[str, str] = {
     "TABLE_SUFFIXES": "froc_cli.core._io",
+    "Dataset": "froc_cli.core._shards",
     "denormals_flushed": "froc_cli.core._device",
+    "distributed_session": "froc_cli.core._distributed",
+    "is_writer": "froc_cli.core._distributed",
+    "open_dataset": "froc_cli.core._shards",
     "flushing_denormals": "froc_cli.core._device",
     "numeric_failures": "froc_cli.core._device",
     "frame_fingerprint": "froc_cli.core._io",
@@ -64,6 +68,7 @@ if TYPE_CHECKING:
         resolve_device,
         torch_threads,
     )
+    from froc_cli.core._distributed import distributed_session, is_writer
     from froc_cli.core._io import (
         TABLE_SUFFIXES,
         frame_fingerprint,
@@ -75,6 +80,7 @@ if TYPE_CHECKING:
         write_table_atomic,
         write_text_atomic,
     )
+    from froc_cli.core._shards import Dataset, open_dataset
 
 __all__ = [
     "EXIT_CONSTRAINTS_NOT_MET",
@@ -86,6 +92,7 @@ __all__ = [
     "AttackSpace",
     "AttackTarget",
     "DataSpec",
+    "Dataset",
     "FrocError",
     "InputError",
     "InsufficientDataError",
@@ -99,11 +106,14 @@ __all__ = [
     "check_output_paths",
     "default_output_path",
     "denormals_flushed",
+    "distributed_session",
     "environment_versions",
     "flushing_denormals",
     "frame_fingerprint",
     "hash_file",
+    "is_writer",
     "numeric_failures",
+    "open_dataset",
     "read_table",
     "resolve_device",
     "silent",

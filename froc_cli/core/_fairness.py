@@ -70,18 +70,27 @@ def criterion_conditions(criterion: str) -> tuple[tuple[str, int | None], ...]:
 
 
 def group_rates(
-    values: np.ndarray, a: np.ndarray, rows: np.ndarray | None = None
+    values: np.ndarray,
+    a: np.ndarray,
+    rows: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
 ) -> dict[int, float]:
     """Mean of ``values`` per judged group code (codes >= 0) among ``rows`` (all when None);
-    groups without such rows are left out."""
+    groups without such rows are left out. ``weight``: how many rows each entry stands for
+    (a count of identical rows, a bootstrap weight; None: one each)."""
     values = np.asarray(values, dtype=np.float64)
     codes = np.asarray(a).astype(np.int64)
     keep = codes >= 0 if rows is None else (codes >= 0) & np.asarray(rows, dtype=bool)
     codes, values = codes[keep], values[keep]
     if not codes.size:
         return {}
-    counts = np.bincount(codes)
-    sums = np.bincount(codes, weights=values)
+    if weight is None:
+        counts = np.bincount(codes)
+        sums = np.bincount(codes, weights=values)
+    else:
+        kept = np.asarray(weight, dtype=np.float64)[keep]
+        counts = np.bincount(codes, weights=kept)
+        sums = np.bincount(codes, weights=values * kept)
     return {int(g): float(sums[g] / counts[g]) for g in np.flatnonzero(counts)}
 
 
@@ -100,12 +109,14 @@ def _rate_gap(rates: dict[int, float]) -> float:
     return max(rates.values()) - min(rates.values()) if len(rates) >= 2 else float("nan")
 
 
-def criterion_gap(pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: str) -> float:
+def criterion_gap(
+    pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: str, weight: np.ndarray | None = None
+) -> float:
     """The criterion's figure: the largest gap between two judged groups' rates (NaN when
-    fewer than two groups have a rate)."""
+    fewer than two groups have a rate); ``weight`` as :func:`group_rates`."""
     pred, y = np.asarray(pred), np.asarray(y)
     gaps = [
-        _rate_gap(group_rates(pred, a, None if label is None else y == label))
+        _rate_gap(group_rates(pred, a, None if label is None else y == label, weight))
         for _, label in criterion_conditions(criterion)
     ]
     finite = [g for g in gaps if not np.isnan(g)]

@@ -62,7 +62,13 @@ def _check_unique_columns(path: Path, names: list[str]) -> None:
 
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV or parquet file, refusing missing, empty and ambiguous (duplicate-header) ones."""
+    """Read a CSV or parquet file, refusing missing, empty and ambiguous (duplicate-header) ones;
+    or every row of a dataset of parquet shards (a directory or a glob, see
+    :mod:`froc_cli.core._shards`) as one table."""
+    from froc_cli.core._shards import is_dataset_path, open_dataset
+
+    if is_dataset_path(path):
+        return open_dataset(path).read()
     path = Path(path)
     kind = _table_format(path)
     if not path.exists():
@@ -320,11 +326,18 @@ def write_bytes_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
 
 
 def hash_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes, as hex."""
+    """SHA-256 of a file's bytes, as hex; of a dataset of shards (a directory or a glob), of
+    each shard's name and bytes in turn, in the dataset's order."""
+    from froc_cli.core._shards import is_dataset_path, shard_paths
+
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    files = shard_paths(os.fspath(path)) if is_dataset_path(path) else [Path(path)]
+    for file in files:
+        if len(files) > 1 or file != Path(path):
+            digest.update(file.name.encode() + b"\0")
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 

@@ -5,14 +5,18 @@ and the one split recipe.
 from __future__ import annotations
 
 from froc_cli.data._dataset import (
+    GroupCoding,
     PreparedData,
     matches_value,
     prepare_data,
+    protected_series,
+    resolve_group_coding,
     value_text,
     value_texts,
 )
 from froc_cli.data._encoder import (
     CategoricalColumn,
+    EncoderFit,
     NumericColumn,
     TabularEncoder,
     fit_encoder,
@@ -28,11 +32,14 @@ from froc_cli.data._splits import (
     judge_groups,
     split_indices,
     split_prepared,
+    too_small_groups,
 )
 
 __all__ = [
     "CategoricalColumn",
     "EncodedRows",
+    "EncoderFit",
+    "GroupCoding",
     "NumericColumn",
     "PreparedData",
     "SplitData",
@@ -44,8 +51,11 @@ __all__ = [
     "judge_groups",
     "matches_value",
     "prepare_data",
+    "protected_series",
+    "resolve_group_coding",
     "split_indices",
     "split_prepared",
+    "too_small_groups",
     "value_text",
     "value_texts",
 ]

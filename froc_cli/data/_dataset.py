@@ -18,11 +18,15 @@ from froc_cli.core._errors import InputError
 
 __all__ = [
     "MAX_EXACT_MAGNITUDE",
+    "GroupCoding",
     "PreparedData",
     "group_membership",
     "matches_value",
     "number_problem",
     "prepare_data",
+    "protected_series",
+    "require_columns",
+    "resolve_group_coding",
     "value_text",
     "value_texts",
 ]
@@ -201,7 +205,12 @@ def matches_value(series: pd.Series, value: str) -> np.ndarray:
 
 
 def _require_columns(source: str, frame: pd.DataFrame, names: list[str], option: str) -> None:
-    columns = [str(c) for c in frame.columns]
+    require_columns(source, [str(c) for c in frame.columns], names, option)
+
+
+def require_columns(source: str, columns: list[str], names: list[str], option: str) -> None:
+    """Raise the one-line error naming the first of ``names`` missing from ``columns`` (the
+    option that named it, and the columns there are)."""
     for name in names:
         if name not in columns:
             raise InputError(
@@ -287,7 +296,7 @@ def _is_integer_text(text: str) -> bool:
 
 
 def _check_finite(
-    source: str, frame: pd.DataFrame, columns: list[str], dropna: bool
+    source: str, frame: pd.DataFrame, columns: list[str], dropna: bool, allow_empty: bool = False
 ) -> pd.DataFrame:
     """Refuse infinite numbers (dropped with ``dropna``, as missing ones are) and magnitudes
     beyond ``MAX_EXACT_MAGNITUDE``: scaled to [0, 1] they would come out NaN or flattened,
@@ -314,7 +323,7 @@ def _check_finite(
         infinite = np.isinf(values)
         if infinite.any() and dropna:
             frame = frame.loc[~infinite]
-            if frame.empty:
+            if frame.empty and not allow_empty:
                 raise InputError(f"{source}: no rows left after --dropna")
             series, values = frame[column], values[~infinite]
         problem = number_problem(
@@ -412,17 +421,67 @@ def _resolve_group(
     return (~in_group).astype(np.float32), (lowest,), True, None
 
 
+@dataclass(frozen=True)
+class GroupCoding:
+    """How a protected attribute's values become group codes, settled before the rows are
+    read in batches (every batch of a streamed table is coded alike): ``protected_values``,
+    ``defaulted`` and ``group_names`` as :class:`PreparedData`'s."""
+
+    protected_values: tuple[str, ...]
+    defaulted: bool
+    group_names: tuple[str, ...] | None
+
+
+def resolve_group_coding(
+    source: str,
+    values: pd.Series,
+    favourable_rates: np.ndarray,
+    requested: tuple[str, ...] | None,
+) -> GroupCoding:
+    """The group coding :func:`prepare_data` would settle on a whole table, from its distinct
+    protected ``values`` (one entry each, as read) and each one's favourable rate: the same
+    rules (the groups named, else every value when more than two, else the value with the
+    lowest favourable rate), the same errors."""
+    _, protected_values, defaulted, group_names = _resolve_group(
+        source, values, np.asarray(favourable_rates, dtype=np.float64), requested
+    )
+    return GroupCoding(protected_values, defaulted, group_names)
+
+
+def protected_series(frame: pd.DataFrame, spec: DataSpec) -> pd.Series:
+    """The protected attribute of ``frame`` under ``spec``: one column, or the combined
+    values of several (an intersection)."""
+    frame.columns = [str(c) for c in frame.columns]
+    columns = (spec.protected,) if spec.protected in frame.columns else spec.protected_columns
+    _require_columns("table", frame, list(columns), "--protected")
+    return _protected_series(frame, columns)
+
+
+def _coded_groups(series: pd.Series, coding: GroupCoding) -> np.ndarray:
+    if coding.group_names is None:
+        in_group, _ = group_membership(series, coding.protected_values)
+        return (~in_group).astype(np.float32)
+    texts = _text_values(series)
+    codes = pd.Categorical(texts, categories=list(coding.group_names)).codes
+    return codes.astype(np.float32)
+
+
 def prepare_data(
     frame: pd.DataFrame,
     spec: DataSpec,
     *,
     source: str,
     exclude: tuple[str, ...] = (),
+    coding: GroupCoding | None = None,
 ) -> PreparedData:
     """Validate ``frame`` against ``spec`` and resolve label, group and feature columns.
 
     ``exclude`` names further columns that are not features (e.g. a predictions column).
     The protected column is never a feature (the paper's disparate-treatment rule).
+
+    ``coding`` prepares one batch of a larger table: the groups are coded as it says (a value
+    it does not know is coded -1, not judged) and the favourable label is ``spec.positive``
+    (required), with no check that the batch holds both labels or every group.
     """
     frame = frame.copy()
     frame.columns = [str(c) for c in frame.columns]
@@ -466,15 +525,26 @@ def prepare_data(
                 f"{_format_rows(np.asarray(frame.index[rows]))}; fix them or pass --dropna"
             )
         frame = frame.loc[~missing.any(axis=1)]
-        if frame.empty:
+        if frame.empty and coding is None:  # a batch may lose every row; the table may not
             raise InputError(f"{source}: no rows left after --dropna")
-    frame = _check_finite(source, frame, [*features, label, *exclude], spec.dropna)
+    frame = _check_finite(
+        source, frame, [*features, label, *exclude], spec.dropna, allow_empty=coding is not None
+    )
     _check_numeric_text(source, frame, features)
 
-    y, positive = _encode_label(source, frame[label], spec.positive)
-    a, group_values, defaulted, group_names = _resolve_group(
-        source, _protected_series(frame, protected_columns), y, spec.protected_group
-    )
+    if coding is None:
+        y, positive = _encode_label(source, frame[label], spec.positive)
+        a, group_values, defaulted, group_names = _resolve_group(
+            source, _protected_series(frame, protected_columns), y, spec.protected_group
+        )
+    else:
+        if spec.positive is None:
+            raise ValueError("prepare_data(coding=...) needs spec.positive")
+        positive = spec.positive
+        y = matches_value(frame[label], positive).astype(np.float32)
+        a = _coded_groups(_protected_series(frame, protected_columns), coding)
+        group_values, defaulted = coding.protected_values, coding.defaulted
+        group_names = coding.group_names
     immutable = tuple(c for c in spec.immutable if c in features)
     return PreparedData(
         source=source,

@@ -16,7 +16,13 @@ import pandas as pd
 from froc_cli.core._errors import InputError
 from froc_cli.core._io import to_python
 
-__all__ = ["CategoricalColumn", "NumericColumn", "TabularEncoder", "fit_encoder"]
+__all__ = [
+    "CategoricalColumn",
+    "EncoderFit",
+    "NumericColumn",
+    "TabularEncoder",
+    "fit_encoder",
+]
 
 _MAX_DECIMALS = 6
 
@@ -247,34 +253,100 @@ class TabularEncoder:
             raise InputError(f"invalid encoder description: {exc}") from exc
 
 
+def _decimal_places(values: np.ndarray) -> int | None:
+    """The fewest decimals k (k <= 6) that every value has, else None: the grid is 10^-k."""
+    grid = _decimal_grid(values)
+    return None if grid is None else round(-np.log10(grid))
+
+
+class EncoderFit:
+    """The encoder fitted from batches of rows (a streamed pass over a table), merged exactly:
+    ranges by min and max, decimal grids by the most decimals any batch needs, category sets
+    by union. ``EncoderFit(...).update(frame).finish()`` is :func:`fit_encoder` on ``frame``,
+    and updating with a table's batches in turn gives the encoder of the whole table."""
+
+    def __init__(self, columns: tuple[str, ...], immutable: tuple[str, ...] = ()) -> None:
+        self.columns = tuple(columns)
+        self.immutable = tuple(immutable)
+        self._numeric: dict[str, list[Any]] = {}  # name -> [min, max, decimals, dtype, integer]
+        self._categories: dict[str, dict[Any, Any]] = {}  # name -> first-seen value: dtype
+        self._dtypes: dict[str, Any] = {}
+
+    def update(self, frame: pd.DataFrame) -> EncoderFit:
+        """Take in the rows of ``frame`` (every column of the fit, any other ignored)."""
+        for name in self.columns:
+            series = frame[name]
+            numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(
+                series
+            )
+            known = self._dtypes.get(name)
+            dtype = series.dtype if known is None else _common_dtype(known, series.dtype)
+            if known is not None and (name in self._numeric) != numeric:
+                raise InputError(
+                    f"column {name!r} is {series.dtype} in one batch and {known} in another"
+                )
+            self._dtypes[name] = dtype
+            if numeric:
+                self._update_numeric(name, series)
+            else:
+                seen = self._categories.setdefault(name, {})
+                for value in pd.unique(series):
+                    seen.setdefault(to_python(value), value)
+        return self
+
+    def _update_numeric(self, name: str, series: pd.Series) -> None:
+        values = _decimal_values(series)
+        integer = pd.api.types.is_integer_dtype(series)
+        decimals = 0 if integer else _decimal_places(values)
+        if not len(values):
+            return
+        low, high = float(np.min(values)), float(np.max(values))
+        state = self._numeric.get(name)
+        if state is None:
+            self._numeric[name] = [low, high, decimals, integer]
+            return
+        state[0], state[1] = min(state[0], low), max(state[1], high)
+        state[2] = None if state[2] is None or decimals is None else max(state[2], decimals)
+        state[3] = state[3] and integer
+
+    def finish(self) -> TabularEncoder:
+        """The fitted encoder."""
+        fitted: list[Column] = []
+        start = 0
+        for name in self.columns:
+            dtype = str(self._dtypes[name])
+            column: Column
+            if name in self._numeric or name not in self._categories:
+                low, high, decimals, integer = self._numeric.get(name, [np.nan, np.nan, 0, True])
+                grid = 1.0 if integer else None if decimals is None else float(10.0**-decimals)
+                column = NumericColumn(
+                    name=name, start=start, minimum=low, maximum=high, dtype=dtype, grid=grid
+                )
+            else:
+                seen = self._categories[name]
+                ordered = sorted(seen.values(), key=str)
+                categories = tuple(to_python(v) for v in ordered)
+                column = CategoricalColumn(
+                    name=name, start=start, categories=categories, dtype=dtype
+                )
+            fitted.append(column)
+            start += column.width
+        return TabularEncoder(columns=tuple(fitted), immutable=self.immutable)
+
+
+def _common_dtype(first: Any, second: Any) -> Any:
+    """The dtype pandas gives two batches' column concatenated (int64 and float64: float64)."""
+    if first == second:
+        return first
+    return pd.concat([pd.Series([], dtype=first), pd.Series([], dtype=second)]).dtype
+
+
 def fit_encoder(
     frame: pd.DataFrame, columns: tuple[str, ...], immutable: tuple[str, ...] = ()
 ) -> TabularEncoder:
     """Fit the encoder on ``frame`` (the training split): ranges, grids and category lists.
 
     Numeric dtypes become :class:`NumericColumn`; text, boolean and categorical dtypes become
-    :class:`CategoricalColumn`.
+    :class:`CategoricalColumn`. (:class:`EncoderFit` fits the same encoder batch by batch.)
     """
-    fitted: list[Column] = []
-    start = 0
-    for name in columns:
-        series = frame[name]
-        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            values = _decimal_values(series)
-            grid = 1.0 if pd.api.types.is_integer_dtype(series) else _decimal_grid(values)
-            column: Column = NumericColumn(
-                name=name,
-                start=start,
-                minimum=float(np.min(values)),
-                maximum=float(np.max(values)),
-                dtype=str(series.dtype),
-                grid=grid,
-            )
-        else:
-            categories = tuple(to_python(v) for v in sorted(pd.unique(series), key=str))
-            column = CategoricalColumn(
-                name=name, start=start, categories=categories, dtype=str(series.dtype)
-            )
-        fitted.append(column)
-        start += column.width
-    return TabularEncoder(columns=tuple(fitted), immutable=tuple(immutable))
+    return EncoderFit(columns, immutable).update(frame).finish()

@@ -23,6 +23,7 @@ __all__ = [
     "judge_groups",
     "split_indices",
     "split_prepared",
+    "too_small_groups",
 ]
 
 
@@ -62,12 +63,29 @@ def judge_groups(
     judged groups raise :class:`InsufficientDataError` naming them.
     """
     a = prepared.a if positions is None else prepared.a[positions]
-    if prepared.group_names is None:
-        check_group_sizes(prepared, a, minimum, where)
+    codes = np.asarray(a).astype(np.int64)
+    counts = np.bincount(codes[codes >= 0], minlength=len(prepared.group_names or (0, 1)))
+    small = too_small_groups(prepared, counts, minimum, where)
+    if not small:
         return prepared
-    counts = np.bincount(
-        np.asarray(a).astype(np.int64)[a >= 0], minlength=len(prepared.group_names)
+    codes = prepared.a.copy()
+    codes[np.isin(codes, small)] = -1
+    return replace(
+        prepared,
+        a=codes,
+        too_small=tuple((prepared.group_names[g], int(counts[g])) for g in small),  # type: ignore[index]
     )
+
+
+def too_small_groups(
+    prepared: PreparedData, counts: np.ndarray, minimum: int, where: str
+) -> list[int]:
+    """:func:`judge_groups` from the rows per group code (``counts``, judged codes only): the
+    codes of the groups too small to judge (never any for binary groups, which must both be
+    large enough), raising as :func:`judge_groups` does."""
+    if prepared.group_names is None:
+        _check_counts(prepared, counts, minimum, where)
+        return []
     small = [g for g, n in enumerate(counts) if n < max(minimum, 1)]
     judged = len(prepared.group_names) - len(small)
     if judged < 2:
@@ -81,24 +99,20 @@ def judge_groups(
             "--min-group-size or compare one group with the rest: --protected-group "
             "VALUE[,VALUE...]"
         )
-    if not small:
-        return prepared
-    codes = prepared.a.copy()
-    codes[np.isin(codes, small)] = -1
-    return replace(
-        prepared,
-        a=codes,
-        too_small=tuple((prepared.group_names[g], int(counts[g])) for g in small),
-    )
+    return small
 
 
 def check_group_sizes(prepared: PreparedData, a: np.ndarray, minimum: int, where: str) -> None:
     """Raise :class:`InsufficientDataError` when a group has fewer than ``minimum`` rows (an
     empty group always: with no rows there is nothing to judge, whatever ``minimum`` says).
     When every group is judged, fewer than two groups with ``minimum`` rows raise."""
+    codes = np.asarray(a).astype(np.int64)
+    counts = np.bincount(codes[codes >= 0], minlength=len(prepared.group_names or (0, 1)))
+    _check_counts(prepared, counts, minimum, where)
+
+
+def _check_counts(prepared: PreparedData, counts: np.ndarray, minimum: int, where: str) -> None:
     if prepared.group_names is not None:
-        codes = np.asarray(a).astype(np.int64)
-        counts = np.bincount(codes[codes >= 0], minlength=len(prepared.group_names))
         if int((counts >= max(minimum, 1)).sum()) < 2:
             raise InsufficientDataError(
                 f"{prepared.source}: fewer than two groups of {prepared.protected_column!r} "
@@ -110,7 +124,7 @@ def check_group_sizes(prepared: PreparedData, a: np.ndarray, minimum: int, where
         (0, f"protected group {described_group}"),
         (1, f"rest of the rows ({described_group.replace(' in ', ' not in ', 1)})"),
     ):
-        count = int((np.asarray(a) == group).sum())
+        count = int(counts[group]) if group < len(counts) else 0
         if count < max(minimum, 1):
             hint = ""
             if group == 0 and prepared.protected_group_defaulted:

@@ -4,6 +4,10 @@ rules of judgement (degenerate, shortfall, tightened thresholds, gate).
 
 from __future__ import annotations
 
+from froc_cli.metrics._counts import (
+    BOOTSTRAP_BLOCK_ROWS,
+    DecisionCounts,
+)
 from froc_cli.metrics._evaluate import (
     ATTACK_CHUNK,
     Decisions,
@@ -44,6 +48,7 @@ from froc_cli.metrics._scores import (
     equal_opportunity_difference,
     favourable_rate,
     majority_floor,
+    percentile_interval,
     robust_summary,
     robustness_score,
     share,
@@ -52,8 +57,10 @@ from froc_cli.metrics._scores import (
 
 __all__ = [
     "ATTACK_CHUNK",
+    "BOOTSTRAP_BLOCK_ROWS",
     "FLOOR_Z",
     "NEAR_CONSTANT_SHARE",
+    "DecisionCounts",
     "Decisions",
     "Evaluation",
     "GateCheck",
@@ -80,6 +87,7 @@ __all__ = [
     "near_constant_limit",
     "parity_flip_count",
     "parity_flip_quotas",
+    "percentile_interval",
     "pgd_examples",
     "robust_summary",
     "robustness_key",

@@ -102,6 +102,12 @@ class Decisions:
     pred_apgd: np.ndarray | None = None
     certified: np.ndarray | None = None
     pred_other: dict[str, np.ndarray] = field(default_factory=dict)
+    weight: np.ndarray | None = None
+
+    def w(self, rows: np.ndarray) -> np.ndarray | None:
+        """The weights of ``rows`` (None: one row each). With ``weight`` each entry stands for
+        that many identical rows (:class:`DecisionCounts`)."""
+        return None if self.weight is None else self.weight[rows]
 
     @property
     def attacked(self) -> dict[str, np.ndarray]:
@@ -184,40 +190,40 @@ def attack_decisions(
     )
 
 
-def _robustness_statistic(pred_adv: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], float]:
-    return lambda i: m.robustness_score(pred_adv[i], y[i])
+def _robustness_statistic(d: Decisions, pred_adv: np.ndarray) -> Callable[[np.ndarray], float]:
+    return lambda i: m.robustness_score(pred_adv[i], d.y[i], d.w(i))
 
 
 def _robust_statistic(
-    robust: np.ndarray, y: np.ndarray, pred: np.ndarray, summary: str
+    d: Decisions, robust: np.ndarray, summary: str
 ) -> Callable[[np.ndarray], float]:
-    return lambda i: m.robust_summary(robust[i], y[i], pred[i], summary)
+    return lambda i: m.robust_summary(robust[i], d.y[i], d.pred[i], summary, d.w(i))
 
 
 def _bias_statistic(
-    pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: str
+    d: Decisions, pred: np.ndarray, criterion: str
 ) -> Callable[[np.ndarray], float]:
-    return lambda i: m.criterion_score(pred[i], y[i], a[i], criterion)
+    return lambda i: m.criterion_score(pred[i], d.y[i], d.a[i], criterion, d.w(i))
 
 
 def _statistics(d: Decisions) -> dict[str, Callable[[np.ndarray], float]]:
     binary = d.group_names is None
     stats: dict[str, Callable[[np.ndarray], float]] = {
-        "accuracy": lambda i: m.accuracy(d.pred[i], d.y[i]),
-        "majority_floor": lambda i: m.majority_floor(d.y[i]),
-        "bias_score": _bias_statistic(d.pred, d.y, d.a, d.criterion),
+        "accuracy": lambda i: m.accuracy(d.pred[i], d.y[i], d.w(i)),
+        "majority_floor": lambda i: m.majority_floor(d.y[i], d.w(i)),
+        "bias_score": _bias_statistic(d, d.pred, d.criterion),
     }
     if d.extended:
         for criterion in FAIRNESS_CRITERIA:
-            stats[f"{criterion}_difference"] = _bias_statistic(d.pred, d.y, d.a, criterion)
+            stats[f"{criterion}_difference"] = _bias_statistic(d, d.pred, criterion)
     if binary:
-        stats["disparate_impact"] = lambda i: m.disparate_impact_ratio(d.pred[i], d.a[i])
+        stats["disparate_impact"] = lambda i: m.disparate_impact_ratio(d.pred[i], d.a[i], d.w(i))
         stats["equal_opportunity_difference"] = lambda i: m.equal_opportunity_difference(
-            d.pred[i], d.y[i], d.a[i]
+            d.pred[i], d.y[i], d.a[i], d.w(i)
         )
     for kind, pred_adv in d.attacked.items():
-        stats[f"robustness_{kind}"] = _robustness_statistic(pred_adv, d.y)
-        stats[f"bias_score_{kind}"] = _bias_statistic(pred_adv, d.y, d.a, d.criterion)
+        stats[f"robustness_{kind}"] = _robustness_statistic(d, pred_adv)
+        stats[f"bias_score_{kind}"] = _bias_statistic(d, pred_adv, d.criterion)
     robust, attacked = d.robust_rows, d.pred_attacked
     if robust is not None and attacked is not None:
         for key, summary in (
@@ -225,11 +231,11 @@ def _statistics(d: Decisions) -> dict[str, Callable[[np.ndarray], float]]:
             ("robustness_balanced", "balanced"),
             ("robustness_retention", "retention"),
         ):
-            stats[key] = _robust_statistic(robust, d.y, d.pred, summary)
-        stats["bias_score_attacked"] = _bias_statistic(attacked, d.y, d.a, d.criterion)
+            stats[key] = _robust_statistic(d, robust, summary)
+        stats["bias_score_attacked"] = _bias_statistic(d, attacked, d.criterion)
     if d.certified is not None:
         certified = d.certified
-        stats["robustness_certified"] = lambda i: m.share(certified[i])
+        stats["robustness_certified"] = lambda i: m.share(certified[i], d.w(i))
     return stats
 
 
@@ -237,23 +243,25 @@ def _group_figures(d: Decisions, code: int) -> dict[str, float]:
     """One group's figures: rows, base rate, favourable rate (TPR and FPR when extended),
     accuracy and robust accuracy under each attack."""
     rows = d.a == code
+    everything = np.arange(len(d.y))
+    w, w_rows = d.w(everything), d.w(rows)
     figures = {
-        "rows": float(rows.sum()),
-        "base_rate": m.favourable_rate(d.y, d.a, code),
-        "favourable_rate": m.favourable_rate(d.pred, d.a, code),
+        "rows": float(rows.sum() if w_rows is None else w_rows.sum()),
+        "base_rate": m.favourable_rate(d.y, d.a, code, w),
+        "favourable_rate": m.favourable_rate(d.pred, d.a, code, w),
     }
     if d.extended:
         for name, label in (("true_positive_rate", 1), ("false_positive_rate", 0)):
             within = d.y == label
-            figures[name] = m.favourable_rate(d.pred[within], d.a[within], code)
-    figures["accuracy"] = m.accuracy(d.pred[rows], d.y[rows])
+            figures[name] = m.favourable_rate(d.pred[within], d.a[within], code, d.w(within))
+    figures["accuracy"] = m.accuracy(d.pred[rows], d.y[rows], w_rows)
     for kind, pred_adv in d.attacked.items():
-        figures[f"robust_accuracy_{kind}"] = m.accuracy(pred_adv[rows], d.y[rows])
+        figures[f"robust_accuracy_{kind}"] = m.accuracy(pred_adv[rows], d.y[rows], w_rows)
     robust = d.robust_rows
     if robust is not None:
-        figures["robust_accuracy"] = m.share(robust[rows])
+        figures["robust_accuracy"] = m.share(robust[rows], w_rows)
     if d.certified is not None:
-        figures["certified_accuracy"] = m.share(d.certified[rows])
+        figures["certified_accuracy"] = m.share(d.certified[rows], w_rows)
     return figures
 
 
@@ -262,12 +270,6 @@ def evaluate_decisions(
 ) -> Evaluation:
     """All audit metrics of ``d``; with ``ci``, seeded 95% percentile bootstrap intervals."""
     stats = _statistics(d)
-    everything = np.arange(len(d.y))
-    metrics = {name: fn(everything) for name, fn in stats.items()}
-    # What the degenerate-model rule judges (metrics._rules.degenerate_checks).
-    share = float(d.pred.mean()) if len(d.pred) else 0.0
-    metrics["rows"] = float(len(d.y))
-    metrics["rarer_decision_share"] = min(share, 1.0 - share)
     intervals = (
         {
             name: m.bootstrap_interval(fn, len(d.y), seed=seed, n_resamples=n_resamples)
@@ -277,10 +279,30 @@ def evaluate_decisions(
         if ci
         else {}
     )
+    return _evaluation(d, stats, intervals)
+
+
+def _evaluation(
+    d: Decisions,
+    stats: dict[str, Callable[[np.ndarray], float]],
+    intervals: dict[str, tuple[float, float]],
+) -> Evaluation:
+    """The metrics and group figures of ``d`` (every row, with its weight), with ``intervals``."""
+    everything = np.arange(len(d.y))
+    metrics = {name: fn(everything) for name, fn in stats.items()}
+    # What the degenerate-model rule judges (metrics._rules.degenerate_checks).
+    if d.weight is None:
+        share = float(d.pred.mean()) if len(d.pred) else 0.0
+        metrics["rows"] = float(len(d.y))
+    else:
+        share = m.share(d.pred.astype(bool), d.weight) if d.weight.sum() > 0 else 0.0
+        metrics["rows"] = float(d.weight.sum())
+    metrics["rarer_decision_share"] = min(share, 1.0 - share)
+    present = d.a if d.weight is None else d.a[d.weight > 0]
     names = d.group_names or ("protected", "unprotected")
     groups = {
         name: _group_figures(d, code)
         for code, name in enumerate(names)
-        if (d.a == code).any() or d.group_names is None
+        if (present == code).any() or d.group_names is None
     }
     return Evaluation(metrics=metrics, groups=groups, intervals=intervals)

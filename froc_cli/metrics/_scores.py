@@ -21,6 +21,7 @@ __all__ = [
     "equal_opportunity_difference",
     "favourable_rate",
     "majority_floor",
+    "percentile_interval",
     "robust_summary",
     "robustness_score",
     "share",
@@ -28,39 +29,59 @@ __all__ = [
 ]
 
 
-def _rate(values: np.ndarray) -> float:
-    return float(values.mean()) if values.size else float("nan")
+def _rate(values: np.ndarray, w: np.ndarray | None = None) -> float:
+    if w is None:
+        return float(values.mean()) if values.size else float("nan")
+    weight = np.asarray(w, dtype=np.float64)
+    total = float(weight.sum())
+    if total == 0:
+        return float("nan")
+    return float((weight * np.asarray(values, dtype=np.float64)).sum() / total)
 
 
-def favourable_rate(pred: np.ndarray, a: np.ndarray, group: int) -> float:
-    """P(y_hat = 1 | a = group)."""
-    return _rate(np.asarray(pred)[np.asarray(a) == group])
+def _within(w: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if w is None else np.asarray(w)[rows]
 
 
-def bias_score(pred: np.ndarray, a: np.ndarray) -> float:
+def favourable_rate(
+    pred: np.ndarray, a: np.ndarray, group: int, w: np.ndarray | None = None
+) -> float:
+    """P(y_hat = 1 | a = group).
+
+    Every score here takes ``w``, optional: how many rows each entry stands for (a count of
+    identical rows, a bootstrap weight); a score of rows with weights is the score of the
+    table with each row repeated that many times."""
+    rows = np.asarray(a) == group
+    return _rate(np.asarray(pred)[rows], _within(w, rows))
+
+
+def bias_score(pred: np.ndarray, a: np.ndarray, w: np.ndarray | None = None) -> float:
     """S_B (eq. 7): |P(y_hat=1 | a=0) - P(y_hat=1 | a=1)|, the statistical-parity gap."""
-    return abs(favourable_rate(pred, a, 0) - favourable_rate(pred, a, 1))
+    return abs(favourable_rate(pred, a, 0, w) - favourable_rate(pred, a, 1, w))
 
 
-def criterion_score(pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: str) -> float:
+def criterion_score(
+    pred: np.ndarray, y: np.ndarray, a: np.ndarray, criterion: str, w: np.ndarray | None = None
+) -> float:
     """S_B for a criterion over the judged groups of ``a`` (:mod:`froc_cli.core._fairness`);
     with the binary coding and parity exactly :func:`bias_score` (eq. 7)."""
     a = np.asarray(a)
-    if criterion == "parity" and is_binary_coding(a):
-        return bias_score(pred, a)
-    return criterion_gap(pred, y, a, criterion)
+    if criterion == "parity" and is_binary_coding(a if w is None else a[np.asarray(w) > 0]):
+        return bias_score(pred, a, w)
+    return criterion_gap(pred, y, a, criterion, w)
 
 
-def share(flags: np.ndarray) -> float:
+def share(flags: np.ndarray, w: np.ndarray | None = None) -> float:
     """Share of true entries (NaN when there are none)."""
-    return _rate(np.asarray(flags, dtype=bool))
+    return _rate(np.asarray(flags, dtype=bool), w)
 
 
-def balanced_share(flags: np.ndarray, y: np.ndarray) -> float:
+def balanced_share(flags: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
     """Mean over the classes present in ``y`` of the share of their rows flagged: for
     robustness, a constant model scores 0.5 (one class all right, the other all wrong)."""
     flags, y = np.asarray(flags, dtype=bool), np.asarray(y)
-    shares = [float(flags[y == c].mean()) for c in (0, 1) if (y == c).any()]
+    present = y if w is None else y[np.asarray(w) > 0]
+    shares = [_rate(flags[y == c], _within(w, y == c)) for c in (0, 1) if (present == c).any()]
     return float(np.mean(shares)) if shares else float("nan")
 
 
@@ -74,47 +95,55 @@ def unbroken_rows(attacked: Iterable[np.ndarray], y: np.ndarray) -> np.ndarray:
 
 
 def robust_summary(
-    robust: np.ndarray, y: np.ndarray, pred: np.ndarray, robust_metric: str
+    robust: np.ndarray,
+    y: np.ndarray,
+    pred: np.ndarray,
+    robust_metric: str,
+    w: np.ndarray | None = None,
 ) -> float:
     """S_R from the rows no attack broke (``robust``): ``accuracy`` (their share, eq. 8),
     ``balanced`` (:func:`balanced_share`) or ``retention`` (their share among the rows
     ``pred`` gets right)."""
     robust = np.asarray(robust, dtype=bool)
     if robust_metric == "balanced":
-        return balanced_share(robust, y)
+        return balanced_share(robust, y, w)
     if robust_metric == "retention":
-        return share(robust[np.asarray(pred) == np.asarray(y)])
-    return share(robust)
+        right = np.asarray(pred) == np.asarray(y)
+        return share(robust[right], _within(w, right))
+    return share(robust, w)
 
 
-def accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+def accuracy(pred: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
     """Acc (eq. 4): fraction of correct decisions."""
-    return _rate(np.asarray(pred) == np.asarray(y))
+    return _rate(np.asarray(pred) == np.asarray(y), w)
 
 
-def robustness_score(pred_adv: np.ndarray, y: np.ndarray) -> float:
+def robustness_score(pred_adv: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
     """S_R (eq. 8): accuracy on the adversarial examples against the TRUE labels."""
-    return accuracy(pred_adv, y)
+    return accuracy(pred_adv, y, w)
 
 
-def majority_floor(y: np.ndarray) -> float:
+def majority_floor(y: np.ndarray, w: np.ndarray | None = None) -> float:
     """Accuracy of the constant model that always predicts the majority class."""
-    share = float(np.asarray(y).mean())
+    share = _rate(np.asarray(y), w) if w is not None else float(np.asarray(y).mean())
     return max(share, 1.0 - share)
 
 
-def disparate_impact_ratio(pred: np.ndarray, a: np.ndarray) -> float:
+def disparate_impact_ratio(pred: np.ndarray, a: np.ndarray, w: np.ndarray | None = None) -> float:
     """P(y_hat=1 | a=0) / P(y_hat=1 | a=1) (the "80% rule" ratio); NaN when undefined."""
-    privileged = favourable_rate(pred, a, 1)
-    return favourable_rate(pred, a, 0) / privileged if privileged > 0 else float("nan")
+    privileged = favourable_rate(pred, a, 1, w)
+    return favourable_rate(pred, a, 0, w) / privileged if privileged > 0 else float("nan")
 
 
-def equal_opportunity_difference(pred: np.ndarray, y: np.ndarray, a: np.ndarray) -> float:
+def equal_opportunity_difference(
+    pred: np.ndarray, y: np.ndarray, a: np.ndarray, w: np.ndarray | None = None
+) -> float:
     """TPR(a=0) - TPR(a=1): signed gap in true-positive rates (negative: protected worse off)."""
     pred, y, a = np.asarray(pred), np.asarray(y), np.asarray(a)
     positives = y == 1
-    return favourable_rate(pred[positives], a[positives], 0) - favourable_rate(
-        pred[positives], a[positives], 1
+    weight = _within(w, positives)
+    return favourable_rate(pred[positives], a[positives], 0, weight) - favourable_rate(
+        pred[positives], a[positives], 1, weight
     )
 
 
@@ -131,6 +160,13 @@ def bootstrap_interval(
     values = np.array(
         [statistic(rng.integers(0, n, size=n)) for _ in range(n_resamples)], dtype=float
     )
+    return percentile_interval(values, level)
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` interval of a statistic's bootstrap ``values`` (non-finite ones
+    left out; NaN when none is finite)."""
+    values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return float("nan"), float("nan")

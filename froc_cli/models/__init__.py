@@ -17,18 +17,21 @@ from froc_cli.models._nets import (
     parse_model_spec,
 )
 from froc_cli.models._training import (
+    BatchShare,
     EpochStats,
     LossTerms,
     compute_loss_terms,
     fairness_gap,
     fairness_term,
     predict_logits,
+    summed_across_processes,
     train_model,
 )
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "BatchShare",
     "EpochStats",
     "LossTerms",
     "ModelArtifact",
@@ -41,5 +44,6 @@ __all__ = [
     "parse_model_spec",
     "predict_logits",
     "save_model",
+    "summed_across_processes",
     "train_model",
 ]

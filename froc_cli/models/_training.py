@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -13,15 +14,18 @@ from torch.nn import functional as F
 from froc_cli.attacks import FeatureSpace, make_attack
 from froc_cli.core._config import Objective, TrainConfig
 from froc_cli.core._device import flushing_denormals
+from froc_cli.core._distributed import all_reduce_sum, is_distributed, shard_bounds, world_size
 from froc_cli.core._fairness import criterion_conditions
 
 __all__ = [
+    "BatchShare",
     "EpochStats",
     "LossTerms",
     "compute_loss_terms",
     "fairness_gap",
     "fairness_term",
     "predict_logits",
+    "summed_across_processes",
     "train_model",
 ]
 
@@ -92,6 +96,9 @@ def fairness_term(
     a: torch.Tensor,
     criterion: str = "parity",
     surrogate: str = "smoothmax",
+    *,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    groups: int | None = None,
 ) -> torch.Tensor:
     """F (eq. 13) for a criterion over the judged groups (codes >= 0) present in the batch.
 
@@ -100,7 +107,16 @@ def fairness_term(
     on rows with y = 1, the FPR on rows with y = 0), the groups' mean probabilities m_g give
     |m_g - m_h| for two groups and, for more, ``smoothmax`` (a soft max_g m_g - min_g m_g) or
     ``deviation`` (sum_g |m_g - mean of the rows|); odds adds its two rates' terms.
+
+    ``reduce`` (with ``groups``, the number of group codes of the whole table) makes F the
+    figure of a batch split between processes: each process's per-group sums of
+    probabilities and row counts are summed over the processes (e.g.
+    :func:`summed_across_processes`) before the group means are taken, so every process gets
+    the F of the whole batch (an F per shard would be biased: group rates are ratios). The
+    gradient reaching ``probs`` is then this process's share of F's gradient.
     """
+    if reduce is not None:
+        return _fairness_from_sums(probs, y, a, criterion, surrogate, reduce, groups or 2)
     if criterion == "parity" and bool(((a == 0) | (a == 1)).all()):
         return fairness_gap(probs, a)
     total = probs.sum() * 0.0
@@ -124,6 +140,86 @@ def fairness_term(
     return total
 
 
+def _fairness_from_sums(
+    probs: torch.Tensor,
+    y: torch.Tensor,
+    a: torch.Tensor,
+    criterion: str,
+    surrogate: str,
+    reduce: Callable[[torch.Tensor], torch.Tensor],
+    groups: int,
+) -> torch.Tensor:
+    """:func:`fairness_term` from per-group sums and counts summed by ``reduce``: one sum of
+    ``(conditions, 2, groups)`` values (sums of probabilities, then row counts) per batch."""
+    conditions = criterion_conditions(criterion)
+    parts = []
+    for _, label in conditions:
+        rows = a >= 0 if label is None else (a >= 0) & (y == label)
+        codes, p = a[rows].long(), probs[rows]
+        sums = torch.zeros(groups, dtype=probs.dtype, device=probs.device).index_add(0, codes, p)
+        counts = torch.bincount(codes, minlength=groups).to(probs.dtype)
+        parts.append(torch.stack([sums, counts]))
+    totals = reduce(torch.stack(parts))
+    total = probs.sum() * 0.0
+    for sums, counts in totals:
+        present = counts > 0
+        if int(present.sum()) < 2:
+            continue
+        means = sums[present] / counts[present]
+        if means.numel() == 2:
+            total = total + (means[0] - means[1]).abs()
+        elif surrogate == "deviation":
+            total = total + (means - sums.sum() / counts.sum()).abs().sum()
+        else:
+            total = total + _soft_range(means)
+    return total
+
+
+class _SumAcrossProcesses(torch.autograd.Function):
+    """All-reduce sum whose backward passes the gradient through unchanged: each process's
+    share of the gradient of a function of the global sums (DistributedDataParallel then
+    sums the shares)."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, local: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(local)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+def summed_across_processes(local: torch.Tensor) -> torch.Tensor:
+    """``local`` summed over the processes of the torch.distributed group (itself without
+    one); differentiable, each process's gradient being its own share."""
+    summed: torch.Tensor = _SumAcrossProcesses.apply(local)
+    return summed
+
+
+@dataclass(frozen=True)
+class BatchShare:
+    """This process's share of a global batch split between ``world`` processes: the global
+    batch has ``rows`` rows (``weight``: their total sample weight, None without weights) over
+    ``groups`` group codes; ``forward`` is the model as DistributedDataParallel wraps it."""
+
+    world: int
+    rows: int
+    weight: float | None
+    groups: int
+    forward: nn.Module
+
+
+def _summed_bce(
+    logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, share: BatchShare
+) -> torch.Tensor:
+    """This process's part of the global batch's (weighted) mean BCE: its rows' sum over the
+    global count (or weight), so the parts of every process add up to the mean."""
+    losses = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    if w is None or share.weight is None:
+        return losses.sum() / share.rows
+    return (w * losses).sum() / share.weight
+
+
 def _weighted_bce(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
     if w is None:
         return F.binary_cross_entropy_with_logits(logits, y)
@@ -140,12 +236,22 @@ def compute_loss_terms(
     space: FeatureSpace,
     sample_weight: torch.Tensor | None = None,
     measure_fairness: bool = False,
+    share: BatchShare | None = None,
 ) -> LossTerms:
     """Eq. 10: L_U (eq. 5) + lambda_F F (eq. 13) + lambda_R R (eq. 15) on one batch.
 
     R is the BCE on adversarial examples regenerated from the current parameters. F is computed
     when lambda_F > 0 or ``measure_fairness`` (then it is reported but weighs nothing).
+
+    With ``share`` the rows are this process's part of a global batch (see
+    :func:`train_model`): ``bce`` and ``robustness`` are this process's parts of the global
+    means, ``fairness`` is the global batch's F (all-reduced group sums), and ``total`` is
+    ``world`` times this process's part of eq. 10, so that DistributedDataParallel's mean of
+    the processes' gradients is the gradient of eq. 10 on the global batch.
     """
+    if share is not None:
+        return _shared_loss_terms(model, x, y, a, objective, space, sample_weight,
+                                  measure_fairness, share)  # fmt: skip
     logits = model(x)
     bce = _weighted_bce(logits, y, sample_weight)
     zero = bce * 0.0
@@ -160,6 +266,37 @@ def compute_loss_terms(
         x_adv = attack(x, y)
         robustness = _weighted_bce(model(x_adv), y, sample_weight)
     total = bce + objective.lambda_f * fairness + objective.lambda_r * robustness
+    return LossTerms(total=total, bce=bce, fairness=fairness, robustness=robustness)
+
+
+def _shared_loss_terms(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    a: torch.Tensor,
+    objective: Objective,
+    space: FeatureSpace,
+    sample_weight: torch.Tensor | None,
+    measure_fairness: bool,
+    share: BatchShare,
+) -> LossTerms:
+    """:func:`compute_loss_terms` on this process's part of a global batch."""
+    logits = share.forward(x)
+    bce = _summed_bce(logits, y, sample_weight, share)
+    zero = bce * 0.0
+    fairness = zero
+    if objective.lambda_f > 0 or measure_fairness:
+        fairness = fairness_term(
+            torch.sigmoid(logits), y, a, objective.fairness, objective.fairness_surrogate,
+            reduce=summed_across_processes, groups=share.groups,
+        )  # fmt: skip
+    robustness = zero
+    if objective.lambda_r > 0 and x.shape[0] > 0:
+        # Adversarial examples are crafted locally, on the unwrapped model: each row's attack
+        # depends on that row and the (shared) parameters only.
+        attack = make_attack(objective.attack, model, space, objective.threat)
+        robustness = _summed_bce(share.forward(attack(x, y)), y, sample_weight, share)
+    total = share.world * (bce + objective.lambda_f * fairness + objective.lambda_r * robustness)
     return LossTerms(total=total, bce=bce, fairness=fairness, robustness=robustness)
 
 
@@ -193,6 +330,13 @@ def train_model(
     start of every epoch: constrained training moves its lambdas (Lagrange multipliers) between
     epochs. ``on_step`` runs after every optimiser step (e.g. to update an average of the
     weights).
+
+    Inside a torch.distributed group of several processes (``torchrun``; see
+    :mod:`froc_cli.core._distributed`) every process is given the same rows and draws the same
+    batches; each computes only its contiguous slice of the rows (:func:`shard_bounds`) in each
+    global batch, through DistributedDataParallel, with F taken on the all-reduced group sums
+    (:class:`BatchShare`). The model is then the one a single process trains on the same global
+    batches, up to the order of float sums; the statistics are the global batch's.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer is None:
@@ -203,6 +347,7 @@ def train_model(
     batch = n if config.batch_size is None else min(config.batch_size, n)
     generator = torch.Generator().manual_seed(config.seed)
     history: list[EpochStats] = []
+    sharing = _Sharing.begin(model, x, a) if is_distributed() else None
     model.train()
     for epoch in range(config.epochs if epochs is None else epochs):
         epoch_objective = objective() if callable(objective) else objective
@@ -217,11 +362,20 @@ def train_model(
                 idx = order[start : start + batch]
                 xb, yb, ab = x[idx], y[idx], a[idx]
                 wb = None if sample_weight is None else sample_weight[idx]
+            share = None
+            if sharing is not None:
+                share = sharing.share(xb.shape[0], wb)
+                mine = sharing.mine(order, start, xb.shape[0]).to(xb.device)
+                xb, yb, ab = xb[mine], yb[mine], ab[mine]
+                wb = None if wb is None else wb[mine]
             terms = compute_loss_terms(
-                model, xb, yb, ab, epoch_objective, space, wb, measure_fairness=trace_gradients
-            )
+                model, xb, yb, ab, epoch_objective, space, wb, measure_fairness=trace_gradients,
+                share=share,
+            )  # fmt: skip
             if trace_gradients:
                 step_grads = _term_gradients(terms, params)
+                if sharing is not None:
+                    step_grads = [all_reduce_sum(g) for g in step_grads]
                 grad_sums = (
                     step_grads
                     if grad_sums is None
@@ -234,6 +388,8 @@ def train_model(
                 on_step(model)
             sums += torch.stack([terms.total, terms.bce, terms.fairness, terms.robustness]).detach()
             steps += 1
+        if sharing is not None:
+            sums = sharing.epoch_sums(sums, epoch_objective)
         means = (sums / steps).tolist()
         angle = None if grad_sums is None else _angle_degrees(grad_sums[0], grad_sums[1])
         stats = EpochStats(epoch, means[0], means[1], means[2], means[3], angle)
@@ -242,6 +398,58 @@ def train_model(
             break
     model.eval()
     return history
+
+
+@dataclass(frozen=True)
+class _Sharing:
+    """How :func:`train_model` splits each global batch between the processes of a
+    torch.distributed group: this process's row slice and the model wrapped by
+    DistributedDataParallel."""
+
+    world: int
+    start: int
+    stop: int
+    groups: int
+    forward: nn.Module
+
+    @classmethod
+    def begin(cls, model: nn.Module, x: torch.Tensor, a: torch.Tensor) -> _Sharing:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Whole-table facts, the same on every process (each is given every row).
+        groups = max(int(a.max().item()) + 1 if a.numel() else 0, 2)
+        device_ids = [x.device.index] if x.device.type == "cuda" else None
+        # No buffers to broadcast (froc's networks have none): no collective in a forward,
+        # so a process may skip its adversarial forward on a batch that has none of its rows.
+        with warnings.catch_warnings():
+            # torch 2.13 renames the flag; the old name is the one every supported torch reads.
+            warnings.simplefilter("ignore", FutureWarning)
+            forward = DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+        start, stop = shard_bounds(x.shape[0])
+        return cls(world_size(), start, stop, groups, forward)
+
+    def share(self, rows: int, weight: torch.Tensor | None) -> BatchShare:
+        """The global batch's facts (every process holds its rows: no communication)."""
+        total = None if weight is None else float(weight.sum())
+        return BatchShare(self.world, rows, total, self.groups, self.forward)
+
+    def mine(self, order: torch.Tensor | None, start: int, rows: int) -> torch.Tensor:
+        """Positions within the global batch of the rows in this process's slice."""
+        positions = (
+            torch.arange(start, start + rows)
+            if order is None
+            else order[start : start + rows].cpu()
+        )
+        keep = (positions >= self.start) & (positions < self.stop)
+        return torch.nonzero(keep).squeeze(1)
+
+    def epoch_sums(self, sums: torch.Tensor, objective: Objective) -> torch.Tensor:
+        """The epoch's sums of (total, BCE, F, R) over the steps of the global batches: the
+        processes' parts of BCE and R added up (F is already the global batch's)."""
+        parts = all_reduce_sum(sums[[1, 3]])
+        fairness = sums[2]
+        total = parts[0] + objective.lambda_f * fairness + objective.lambda_r * parts[1]
+        return torch.stack([total, parts[0], fairness, parts[1]])
 
 
 def _term_gradients(terms: LossTerms, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:

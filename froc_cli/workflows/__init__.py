@@ -47,6 +47,11 @@ from froc_cli.workflows._preprocess import (
     TrainerFileResult,
     prepare_trainer_file,
 )
+from froc_cli.workflows._stream import (
+    DatasetPrediction,
+    audit_saved_dataset,
+    predict_dataset,
+)
 from froc_cli.workflows._train_in import (
     TrainInConfig,
     TrainInResult,
@@ -67,6 +72,7 @@ __all__ = [
     "CompareConfig",
     "CompareContext",
     "CompareResult",
+    "DatasetPrediction",
     "FairRobustClassifier",
     "GridPoint",
     "MemberVerdict",
@@ -82,6 +88,7 @@ __all__ = [
     "TrainerFileResult",
     "Verdict",
     "audit_file",
+    "audit_saved_dataset",
     "audit_saved_model",
     "audit_table",
     "audit_train_config",
@@ -89,6 +96,7 @@ __all__ = [
     "compare_table",
     "default_audit_spec",
     "is_degenerate",
+    "predict_dataset",
     "predict_table",
     "prepare_trainer_file",
     "save_train_in_model",

@@ -33,6 +33,7 @@ __all__ = [
     "audit_saved_model",
     "default_audit_spec",
     "predict_table",
+    "saved_model_spec",
     "unseen_categories",
 ]
 
@@ -99,11 +100,14 @@ def _check_columns(
 
 
 def _check_values(frame: pd.DataFrame, encoder: TabularEncoder, source: str) -> None:
+    """Every value the model reads present and a finite number where it expects one; rows
+    named by ``frame``'s row labels (a file's row positions, a batch's within its shard)."""
+    labels = np.asarray(frame.index)
     for column in encoder.columns:
         series = frame[column.name]
         missing = np.flatnonzero(series.isna().to_numpy())
         if missing.size:
-            rows = ", ".join(str(int(r)) for r in missing[:_MAX_LISTED])
+            rows = ", ".join(str(int(r)) for r in labels[missing[:_MAX_LISTED]])
             raise InputError(
                 f"{source}: column {column.name!r} has {missing.size} missing value(s) at row "
                 f"{rows}{', ...' if missing.size > _MAX_LISTED else ''}; the model needs a value"
@@ -116,12 +120,12 @@ def _check_values(frame: pd.DataFrame, encoder: TabularEncoder, source: str) -> 
             if bad.size:
                 raise InputError(
                     f"{source}: non-numeric value {series.iloc[bad[0]]!r} in numeric column "
-                    f"{column.name!r} (row {int(bad[0])}); expected a number"
+                    f"{column.name!r} (row {int(labels[bad[0]])}); expected a number"
                 )
             series = parsed
         if isinstance(column, NumericColumn):
             problem = number_problem(
-                source, column.name, series.to_numpy(dtype=np.float64), np.arange(len(series)),
+                source, column.name, series.to_numpy(dtype=np.float64), labels,
                 exact=series.to_numpy(), dropna_hint=False,
             )  # fmt: skip
             if problem is not None:
@@ -261,34 +265,7 @@ def _audit_saved_model(
     frame = frame.copy()
     frame.columns = [str(c) for c in frame.columns]
     encoder = artifact.encoder
-    lacking = [c for c in encoder.column_names if c not in frame.columns]
-    if lacking:
-        raise InputError(
-            f"{source}: lacks column(s) {_listed(lacking)} that model {model_name} reads"
-        )
-    spec = config.data
-    if spec.label is not None and spec.label != artifact.label_column:
-        raise InputError(
-            f"--label {spec.label!r}: model {model_name} predicts {artifact.label_column!r}"
-        )
-    if spec.positive is not None and spec.positive != artifact.positive_value:
-        raise InputError(
-            f"--positive {spec.positive!r}: model {model_name} predicts "
-            f"{artifact.label_column}={artifact.positive_value!r}"
-        )
-    unknown_immutable = [c for c in spec.immutable if c not in encoder.column_names]
-    if unknown_immutable:
-        raise InputError(
-            f"--immutable {_listed(unknown_immutable)}: not columns model {model_name} reads"
-        )
-    roles = {artifact.label_column, spec.protected, *spec.protected_columns, *encoder.column_names}
-    ignored = tuple(c for c in frame.columns if c not in roles)
-    spec = replace(
-        spec,
-        label=artifact.label_column,
-        positive=artifact.positive_value,
-        drop=tuple(dict.fromkeys((*spec.drop, *ignored))),
-    )
+    spec = saved_model_spec(list(frame.columns), artifact, config.data, source, model_name)
     prepared = prepare_data(frame, spec, source=source)
     scope = "every row"
     positions = np.arange(prepared.n_rows)
@@ -358,6 +335,47 @@ def _audit_saved_model(
         evaluation=evaluation,
         settings=settings,
         seconds={"attack": attack_seconds, "total": time.perf_counter() - started},
+    )
+
+
+def saved_model_spec(
+    columns: list[str],
+    artifact: ModelArtifact,
+    spec: DataSpec,
+    source: str,
+    model_name: str,
+) -> DataSpec:
+    """The data spec an audit of a saved model uses on a table with ``columns``: the model's
+    label and favourable value, ``spec``'s protected group, immutable columns and cleaning,
+    and every column that is none of these dropped; refusing a table that lacks a column the
+    model reads and options that contradict the model."""
+    encoder = artifact.encoder
+    lacking = [c for c in encoder.column_names if c not in columns]
+    if lacking:
+        raise InputError(
+            f"{source}: lacks column(s) {_listed(lacking)} that model {model_name} reads"
+        )
+    if spec.label is not None and spec.label != artifact.label_column:
+        raise InputError(
+            f"--label {spec.label!r}: model {model_name} predicts {artifact.label_column!r}"
+        )
+    if spec.positive is not None and spec.positive != artifact.positive_value:
+        raise InputError(
+            f"--positive {spec.positive!r}: model {model_name} predicts "
+            f"{artifact.label_column}={artifact.positive_value!r}"
+        )
+    unknown_immutable = [c for c in spec.immutable if c not in encoder.column_names]
+    if unknown_immutable:
+        raise InputError(
+            f"--immutable {_listed(unknown_immutable)}: not columns model {model_name} reads"
+        )
+    roles = {artifact.label_column, spec.protected, *spec.protected_columns, *encoder.column_names}
+    ignored = tuple(c for c in columns if c not in roles)
+    return replace(
+        spec,
+        label=artifact.label_column,
+        positive=artifact.positive_value,
+        drop=tuple(dict.fromkeys((*spec.drop, *ignored))),
     )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Literal
 
+from froc_cli.core._distributed import agreed_elapsed
 from froc_cli.models._nets import TabularNet
 
 from ._fit import FitContext, Trial, run_fit
@@ -35,7 +35,7 @@ class GridSearch:
         config = self.ctx.config
         return len(self.ctx.trials) >= config.max_trials or (
             config.search_budget_s is not None
-            and time.perf_counter() - self.ctx.started >= config.search_budget_s
+            and agreed_elapsed(self.ctx.started) >= config.search_budget_s
         )
 
     def fit(self, lambda_f: float, lambda_r: float) -> Trial:
