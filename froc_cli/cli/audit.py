@@ -161,7 +161,7 @@ def audit_command(
             "(on the table it was trained on, only its held-out test split is audited; on a "
             "dataset of parquet shards the audit is streamed: bounded memory, every row), or an "
             ".onnx binary classifier from another stack (scikit-learn via skl2onnx, XGBoost or "
-            'LightGBM via onnxmltools, torch.onnx; needs pip install "froc[onnx]"), audited '
+            'LightGBM via onnxmltools, torch.onnx; needs pip install "froc\\[onnx]"), audited '
             "on every row with black-box attacks (and white-box ones when the graph is a plain "
             "network).",
         ),
@@ -186,7 +186,7 @@ def audit_command(
         int | None,
         typer.Option(
             help="ONNX model: queries per row of the black-box query attack (a Square-style "
-            "random search in the valid space; 0: transfer attack only) [default: 1000].",
+            "random search in the valid space; 0: transfer attack only; default 1000).",
             show_default=False,
         ),
     ] = None,

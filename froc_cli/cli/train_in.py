@@ -390,7 +390,7 @@ def train_in_command(
         float | None,
         typer.Option(
             help="Search: tighten the thresholds by this many validation standard errors "
-            "[default: 1.5 constrained, 1 grid].",
+            "(default: 1.5 for the constrained search, 1 for the grid).",
             show_default=False,
         ),
     ] = None,

@@ -327,3 +327,24 @@ def test_a_closed_stdout_is_exit_141_without_noise(tmp_path: Path, as_json: bool
         code = child.wait(timeout=120)
     assert code == 141, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+
+
+def test_no_help_text_is_eaten_by_rich_markup() -> None:
+    """rich reads "[word ...]" in a help text as a markup tag and drops it from --help (a
+    "[default: ...]" and the "[onnx]" of an install line once vanished that way): no option's
+    help may hold one unescaped."""
+    import re
+
+    import typer.main
+
+    command = typer.main.get_command(app)
+    tag = re.compile(r"(?<!\\)\[/?[a-zA-Z#][^\]]*\]")  # an escaped "\\[" is shown as is
+    offenders = []
+    for name, sub in command.commands.items():  # type: ignore[attr-defined]
+        if tag.search(sub.help or ""):
+            offenders.append(f"{name}: {sub.help}")
+        for param in sub.params:
+            text = getattr(param, "help", None) or ""
+            if tag.search(text):
+                offenders.append(f"{name} {param.name}: {text}")
+    assert not offenders, offenders
