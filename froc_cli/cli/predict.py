@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -56,7 +56,6 @@ def _predict_dataset(
     check_outputs({"MODEL_FILE": model_file}, {}, quiet=quiet)
     from froc_cli.core._shards import open_dataset
     from froc_cli.models._artifact import load_model
-    from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN
     from froc_cli.workflows._stream import predict_dataset
 
     artifact: ModelArtifact = load_model(model_file)
@@ -71,29 +70,53 @@ def _predict_dataset(
         threads=threads,
         progress=progress_printer(quiet or json_output),
     )
+    _report(
+        artifact,
+        {
+            "model_file": str(model_file),
+            "source": str(data),
+            "output": str(output),
+            "shards": [str(path) for path in prediction.outputs],
+            "rows": prediction.rows,
+            "favourable_decisions": prediction.favourable,
+        },
+        prediction.unseen,
+        f"{len(prediction.outputs)} shard(s) to {output}",
+        json_output=json_output,
+        quiet=quiet,
+    )
+    return 0
+
+
+def _report(
+    artifact: ModelArtifact,
+    summary: dict[str, Any],
+    unseen: dict[str, int],
+    written: str,
+    *,
+    json_output: bool,
+    quiet: bool,
+) -> None:
+    """The JSON summary or the one line of a prediction run (``written``: what was written),
+    after the warning about categories the model never saw."""
+    from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN
+
     summary = {
-        "model_file": str(model_file),
-        "source": str(data),
-        "output": str(output),
-        "shards": [str(path) for path in prediction.outputs],
-        "rows": prediction.rows,
-        "favourable_decisions": prediction.favourable,
+        **summary,
         "label": {"column": artifact.label_column, "favourable": artifact.positive_value},
         "columns_added": [PROBABILITY_COLUMN, DECISION_COLUMN],
-        "unseen_categories": prediction.unseen,
+        "unseen_categories": unseen,
     }
-    _warn_unseen(prediction.unseen, quiet or json_output)
+    _warn_unseen(unseen, quiet or json_output)
     if json_output:
         typer.echo(json.dumps(summary, indent=2))
-    else:
-        stdout_console().print(
-            f"wrote {len(prediction.outputs)} shard(s) to {output}: {prediction.rows} rows, "
-            f"{prediction.favourable} decided {artifact.label_column}="
-            f"{artifact.positive_value!r}; columns {PROBABILITY_COLUMN} (probability) and "
-            f"{DECISION_COLUMN} (1 = favourable)",
-            highlight=False,
-        )
-    return 0
+        return
+    stdout_console().print(
+        f"wrote {written}: {summary['rows']} rows, {summary['favourable_decisions']} decided "
+        f"{artifact.label_column}={artifact.positive_value!r}; columns {PROBABILITY_COLUMN} "
+        f"(probability) and {DECISION_COLUMN} (1 = favourable)",
+        highlight=False,
+    )
 
 
 def predict_command(
@@ -142,7 +165,7 @@ def predict_command(
         check_outputs({"MODEL_FILE": model_file, "DATA": data}, {"--output": output}, quiet=quiet)
         from froc_cli.core._io import read_table, write_table_atomic
         from froc_cli.models._artifact import load_model
-        from froc_cli.workflows._predict import DECISION_COLUMN, PROBABILITY_COLUMN, predict_table
+        from froc_cli.workflows._predict import DECISION_COLUMN, predict_table
 
         artifact = load_model(model_file)
         frame = read_table(data)
@@ -157,26 +180,20 @@ def predict_command(
         )
         written = write_table_atomic(prediction.frame, output)
         decisions = prediction.frame[DECISION_COLUMN]
-        summary = {
-            "model_file": str(model_file),
-            "source": str(data),
-            "output": str(written),
-            "rows": len(decisions),
-            "favourable_decisions": int(decisions.sum()),
-            "label": {"column": artifact.label_column, "favourable": artifact.positive_value},
-            "columns_added": [PROBABILITY_COLUMN, DECISION_COLUMN],
-            "unseen_categories": prediction.unseen,
-        }
-        _warn_unseen(prediction.unseen, quiet or json_output)
-        if json_output:
-            typer.echo(json.dumps(summary, indent=2))
-        else:
-            stdout_console().print(
-                f"wrote {written}: {summary['rows']} rows, {summary['favourable_decisions']} "
-                f"decided {artifact.label_column}={artifact.positive_value!r}; columns "
-                f"{PROBABILITY_COLUMN} (probability) and {DECISION_COLUMN} (1 = favourable)",
-                highlight=False,
-            )
+        _report(
+            artifact,
+            {
+                "model_file": str(model_file),
+                "source": str(data),
+                "output": str(written),
+                "rows": len(decisions),
+                "favourable_decisions": int(decisions.sum()),
+            },
+            prediction.unseen,
+            str(written),
+            json_output=json_output,
+            quiet=quiet,
+        )
         return 0
 
     guarded(run)

@@ -130,14 +130,18 @@ def fairness_term(
         present = counts > 0
         if int(present.sum()) < 2:
             continue
-        means = sums[present] / counts[present]
-        if means.numel() == 2:
-            total = total + (means[0] - means[1]).abs()
-        elif surrogate == "deviation":
-            total = total + (means - p.mean()).abs().sum()
-        else:
-            total = total + _soft_range(means)
+        total = total + _gap_term(sums[present] / counts[present], p.mean(), surrogate)
     return total
+
+
+def _gap_term(means: torch.Tensor, overall: torch.Tensor, surrogate: str) -> torch.Tensor:
+    """F's term for one rate from the groups' mean probabilities ``means`` (``overall``: the
+    mean over their rows): the gap of two groups, else the surrogate over more."""
+    if means.numel() == 2:
+        return (means[0] - means[1]).abs()
+    if surrogate == "deviation":
+        return (means - overall).abs().sum()
+    return _soft_range(means)
 
 
 def _fairness_from_sums(
@@ -165,13 +169,8 @@ def _fairness_from_sums(
         present = counts > 0
         if int(present.sum()) < 2:
             continue
-        means = sums[present] / counts[present]
-        if means.numel() == 2:
-            total = total + (means[0] - means[1]).abs()
-        elif surrogate == "deviation":
-            total = total + (means - sums.sum() / counts.sum()).abs().sum()
-        else:
-            total = total + _soft_range(means)
+        overall = sums.sum() / counts.sum()
+        total = total + _gap_term(sums[present] / counts[present], overall, surrogate)
     return total
 
 

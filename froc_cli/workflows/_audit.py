@@ -37,6 +37,7 @@ __all__ = [
     "audit_file",
     "audit_table",
     "audit_train_config",
+    "data_fields",
 ]
 
 
@@ -239,10 +240,11 @@ def _audit_table(
     return _audit_trained(prepared, config, started, progress)
 
 
-def _common_fields(prepared: PreparedData) -> dict[str, Any]:
-    """The AuditResult fields both modes take from the prepared data."""
+def data_fields(prepared: PreparedData, source: str | None = None) -> dict[str, Any]:
+    """The AuditResult fields every audit takes from the prepared data (``source``: another
+    name for the input than the prepared data's own)."""
     return {
-        "source": prepared.source,
+        "source": prepared.source if source is None else source,
         "label_column": prepared.label_column,
         "positive_value": prepared.positive_value,
         "protected_column": prepared.protected_column,
@@ -279,7 +281,7 @@ def _audit_predictions(
         evaluation=evaluation,
         settings=_settings(config, None),
         seconds=seconds,
-        **_common_fields(prepared),
+        **data_fields(prepared),
     )
 
 
@@ -358,7 +360,7 @@ def _audit_trained(
         evaluation=evaluation,
         settings=_settings(config, str(device)),
         seconds=seconds,
-        **_common_fields(prepared),
+        **data_fields(prepared),
     )
 
 

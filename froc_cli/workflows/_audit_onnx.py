@@ -33,7 +33,12 @@ from froc_cli.models._onnx import (
     onnx_versions,
 )
 from froc_cli.models._training import predict_logits, train_model
-from froc_cli.workflows._audit import AuditConfig, AuditResult, audit_train_config
+from froc_cli.workflows._audit import (
+    AuditConfig,
+    AuditResult,
+    audit_train_config,
+    data_fields,
+)
 
 __all__ = ["DEFAULT_QUERIES", "OnnxAuditOptions", "audit_onnx_model"]
 
@@ -448,15 +453,8 @@ def _audit(
         "versions": environment_versions() | onnx_versions(),
     }
     return AuditResult(
-        source=source,
         mode="onnx",
         model=f"ONNX model {name}: {model.describe()}, audited on every row",
-        label_column=prepared.label_column,
-        positive_value=prepared.positive_value,
-        protected_column=prepared.protected_column,
-        protected_values=prepared.protected_values,
-        protected_group_defaulted=prepared.protected_group_defaulted,
-        protected=prepared.protected_summary(),
         rows={
             "total": prepared.n_rows,
             "audited": prepared.n_rows,
@@ -468,6 +466,7 @@ def _audit(
         settings=settings,
         seconds=seconds,
         attacks=tuple(records),
+        **data_fields(prepared, source),
     )
 
 

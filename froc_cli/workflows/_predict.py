@@ -24,7 +24,7 @@ from froc_cli.data._splits import judge_groups, split_indices
 from froc_cli.metrics._evaluate import attack_decisions, evaluate_decisions
 from froc_cli.models._artifact import ModelArtifact
 from froc_cli.models._training import predict_logits
-from froc_cli.workflows._audit import AuditConfig, AuditResult
+from froc_cli.workflows._audit import AuditConfig, AuditResult, data_fields
 
 __all__ = [
     "DECISION_COLUMN",
@@ -316,15 +316,8 @@ def _audit_saved_model(
         "versions": environment_versions(),
     }
     return AuditResult(
-        source=source,
         mode="model",
         model=f"saved model {model_name}: {artifact.describe()}, audited on {scope}",
-        label_column=prepared.label_column,
-        positive_value=prepared.positive_value,
-        protected_column=prepared.protected_column,
-        protected_values=prepared.protected_values,
-        protected_group_defaulted=prepared.protected_group_defaulted,
-        protected=prepared.protected_summary(),
         rows={
             "total": prepared.n_rows,
             "audited": len(positions),
@@ -335,6 +328,7 @@ def _audit_saved_model(
         evaluation=evaluation,
         settings=settings,
         seconds={"attack": attack_seconds, "total": time.perf_counter() - started},
+        **data_fields(prepared, source),
     )
 
 

@@ -50,7 +50,7 @@ from froc_cli.data._splits import too_small_groups
 from froc_cli.metrics._counts import DecisionCounts
 from froc_cli.metrics._evaluate import attack_decisions
 from froc_cli.models._artifact import ModelArtifact
-from froc_cli.workflows._audit import AuditConfig, AuditResult
+from froc_cli.workflows._audit import AuditConfig, AuditResult, data_fields
 from froc_cli.workflows._predict import (
     DECISION_COLUMN,
     predict_table,
@@ -249,15 +249,8 @@ def _audit_saved_dataset(
         "versions": environment_versions(),
     }
     return AuditResult(
-        source=source,
         mode="model",
         model=f"saved model {model_name}: {artifact.describe()}, audited on {scope}",
-        label_column=summary.label_column,
-        positive_value=summary.positive_value,
-        protected_column=summary.protected_column,
-        protected_values=summary.protected_values,
-        protected_group_defaulted=summary.protected_group_defaulted,
-        protected=summary.protected_summary(),
         rows={
             "total": audited,
             "audited": audited,
@@ -268,6 +261,7 @@ def _audit_saved_dataset(
         evaluation=evaluation,
         settings=settings,
         seconds={"attack": attack_seconds, "total": time.perf_counter() - started},
+        **data_fields(summary, source),
     )
 
 
