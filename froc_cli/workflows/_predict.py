@@ -33,6 +33,7 @@ __all__ = [
     "audit_saved_model",
     "default_audit_spec",
     "predict_table",
+    "saved_model_settings",
     "saved_model_spec",
     "unseen_categories",
 ]
@@ -302,19 +303,7 @@ def _audit_saved_model(
     evaluation = evaluate_decisions(
         decisions, ci=config.ci, seed=config.train.seed, n_resamples=config.n_resamples
     )
-    settings: dict[str, Any] = {
-        "seed": config.train.seed,
-        "scope": scope,
-        "train": {"device": str(device)},
-        "model_file": model_name,
-        "model_info": {
-            key: artifact.info.get(key) for key in ("objective", "verdict", "split", "versions")
-        },
-        "unseen_categories": unseen,
-        "bootstrap_resamples": config.n_resamples if config.ci else 0,
-        "threads": torch.get_num_threads(),
-        "versions": environment_versions(),
-    }
+    settings = saved_model_settings(config, artifact, model_name, scope, device, unseen)
     return AuditResult(
         mode="model",
         model=f"saved model {model_name}: {artifact.describe()}, audited on {scope}",
@@ -371,6 +360,30 @@ def saved_model_spec(
         positive=artifact.positive_value,
         drop=tuple(dict.fromkeys((*spec.drop, *ignored))),
     )
+
+
+def saved_model_settings(
+    config: AuditConfig,
+    artifact: ModelArtifact,
+    model_name: str,
+    scope: str,
+    device: torch.device,
+    unseen: dict[str, int],
+) -> dict[str, Any]:
+    """The settings of a saved model's audit, as its report states them."""
+    return {
+        "seed": config.train.seed,
+        "scope": scope,
+        "train": {"device": str(device)},
+        "model_file": model_name,
+        "model_info": {
+            key: artifact.info.get(key) for key in ("objective", "verdict", "split", "versions")
+        },
+        "unseen_categories": dict(unseen),
+        "bootstrap_resamples": config.n_resamples if config.ci else 0,
+        "threads": torch.get_num_threads(),
+        "versions": environment_versions(),
+    }
 
 
 def default_audit_spec(artifact: ModelArtifact, **overrides: Any) -> DataSpec:

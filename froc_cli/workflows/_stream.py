@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from froc_cli.attacks import FeatureSpace
 from froc_cli.core._config import DataSpec
@@ -35,7 +34,6 @@ from froc_cli.core._io import StagedFile, commit_files, row_hashes, stage_file, 
 from froc_cli.core._paths import same_file
 from froc_cli.core._progress import ProgressCallback, silent
 from froc_cli.core._shards import STREAM_BATCH_ROWS, Dataset
-from froc_cli.core._version import environment_versions
 from froc_cli.data._dataset import (
     GroupCoding,
     PreparedData,
@@ -54,6 +52,7 @@ from froc_cli.workflows._audit import AuditConfig, AuditResult, data_fields
 from froc_cli.workflows._predict import (
     DECISION_COLUMN,
     predict_table,
+    saved_model_settings,
     saved_model_spec,
     unseen_categories,
 )
@@ -230,23 +229,11 @@ def _audit_saved_dataset(
             "figures on them are optimistic)"
         )
     evaluation = counts.evaluate()
-    settings: dict[str, Any] = {
-        "seed": config.train.seed,
-        "scope": scope,
-        "streamed": {
-            "shards": len(dataset.shards),
-            "batch_rows": batch_rows,
-            "bootstrap": "poisson" if config.ci else None,
-        },
-        "train": {"device": str(device)},
-        "model_file": model_name,
-        "model_info": {
-            key: artifact.info.get(key) for key in ("objective", "verdict", "split", "versions")
-        },
-        "unseen_categories": dict(unseen),
-        "bootstrap_resamples": config.n_resamples if config.ci else 0,
-        "threads": torch.get_num_threads(),
-        "versions": environment_versions(),
+    settings = saved_model_settings(config, artifact, model_name, scope, device, dict(unseen))
+    settings["streamed"] = {
+        "shards": len(dataset.shards),
+        "batch_rows": batch_rows,
+        "bootstrap": "poisson" if config.ci else None,
     }
     return AuditResult(
         mode="model",
