@@ -94,6 +94,10 @@ def distributed_session(device: str = "auto") -> Iterator[bool]:
     dist.init_process_group(backend=backend)
     try:
         yield True
+        # Every process finishes before any leaves: rank 0 hosts the rendezvous store, and a
+        # process whose peers' store vanishes under gloo's threads aborts ("terminate called
+        # without an active exception"). Not after an error, which would leave the rest waiting.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

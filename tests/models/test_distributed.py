@@ -94,6 +94,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         Path(out, f"rank{rank}.json").write_text(
             json.dumps({"trajectory": trajectory, "params": params, "fairness": results})
         )
+        dist.barrier()  # both done before rank 0's store goes away (see distributed_session)
     finally:
         dist.destroy_process_group()
 
