@@ -19,5 +19,5 @@ METHOD_NAMES: tuple[str, ...] = (
 DEFAULT_LAMBDAS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.5, 1.0)
 
 # froc_cli.methods._froc_in
-DEFAULT_EPOCHS = 80
+DEFAULT_EPOCHS = 120
 DEFAULT_BATCH_SIZE = 1024
