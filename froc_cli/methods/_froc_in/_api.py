@@ -61,17 +61,17 @@ def fit_froc_in(
     model = build_model(
         config.train.model, encoder.n_features, seed=config.train.seed, device=device
     )
+    target_f, target_r = validation_targets(config, val)
     ctx = FitContext(
         config=config,
         fit=fit,
         val=val,
         space=space,
-        target_f=None,
-        target_r=None,
+        target_f=target_f,
+        target_r=target_r,
         on_epoch=on_epoch,
         started=started,
     )
-    ctx.target_f, ctx.target_r = validation_targets(config, val)
     dual: DualAscent | None = None
     if config.searching and config.search == "constrained":
         dual = DualAscent(ctx, model)
@@ -93,7 +93,7 @@ def fit_froc_in(
         )
         index = 0
         mode = "given"
-    targets = {"bias_score": ctx.target_f, "robustness": ctx.target_r}
+    targets = {"bias_score": target_f, "robustness": target_r}
     chosen = ctx.trials[index]
     model.load_state_dict(ctx.states[index])
     model.eval()
@@ -107,8 +107,6 @@ def fit_froc_in(
             else (chosen.lambda_f, chosen.lambda_r)
         )
         frontier = trace_frontier(ctx, model, start, epochs=config.frontier_epochs)
-        model.load_state_dict(ctx.states[index])
-        model.eval()
     return FitOutcome(
         model=model,
         lambda_f=chosen.lambda_f,
@@ -122,11 +120,7 @@ def fit_froc_in(
         seconds=time.perf_counter() - started,
         search=config.search if config.searching else "given",
         relaxation=(
-            smallest_relaxation(
-                ctx.trials, config, {"bias_score": ctx.target_f, "robustness": ctx.target_r}
-            )
-            if config.constrained
-            else None
+            smallest_relaxation(ctx.trials, config, targets) if config.constrained else None
         ),
         frontier=frontier,
     )
