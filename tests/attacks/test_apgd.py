@@ -21,10 +21,11 @@ from conftest import make_biased_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from valid_records import assert_real_records
 
 from froc_cli.attacks import PGD, FeatureSpace, ValidRecordAttack
 from froc_cli.attacks._apgd import APGD, apgd_checkpoints
-from froc_cli.data import CategoricalColumn, NumericColumn, TabularEncoder, fit_encoder
+from froc_cli.data import fit_encoder
 from froc_cli.models import TabularNet, build_model
 
 FEATURES = ("age", "income", "education", "region")
@@ -326,14 +327,6 @@ def test_apgd_stays_in_the_ball_and_box_and_keeps_immutables(
     assert torch.equal(attack(x, y), x_adv)
 
 
-def _blocks(encoder: TabularEncoder) -> list[slice]:
-    return [
-        slice(c.start, c.start + c.width)
-        for c in encoder.columns
-        if isinstance(c, CategoricalColumn)
-    ]
-
-
 @settings(max_examples=30, deadline=None)
 @given(
     frame_seed=st.integers(0, 50),
@@ -376,34 +369,7 @@ def test_valid_apgd_outputs_decode_to_valid_records(
     x_adv, broken = attack.forward_with_success(x, y)
     assert torch.equal(broken, _misclassified(model, x_adv, attack.attack_labels(x, y)))
 
-    mutable = torch.as_tensor(encoder.mutable_mask())
-    numeric = torch.as_tensor(encoder.numeric_features())
-    assert torch.equal(x_adv[:, ~mutable], x[:, ~mutable])
-    moved = (x_adv - x)[:, numeric].abs()
-    assert torch.all(moved <= eps + TOL)
-    assert torch.all((x_adv[:, numeric] >= -TOL) & (x_adv[:, numeric] <= 1 + TOL))
-    changed = torch.zeros(len(frame), dtype=torch.long)
-    for block in _blocks(encoder):
-        values = x_adv[:, block]
-        assert torch.all((values == 0) | (values == 1))
-        assert torch.all(values.sum(dim=1) == 1)
-        changed += (values.argmax(dim=1) != x[:, block].argmax(dim=1)).long()
-    assert torch.all(changed <= cat_budget)
-
-    decoded = encoder.decode(x_adv.numpy())
-    original = frame[list(FEATURES)].reset_index(drop=True)
-    for column in encoder.columns:
-        if isinstance(column, NumericColumn):
-            values = decoded[column.name].to_numpy(dtype=np.float64)
-            assert np.all((values >= column.minimum) & (values <= column.maximum))
-            gap = np.abs(values - original[column.name].to_numpy(dtype=np.float64))
-            assert np.all(gap <= eps * column.scale * (1 + 1e-5) + 1e-9), column.name
-            assert column.grid is not None
-            steps_taken = (values - column.minimum) / column.grid
-            np.testing.assert_allclose(steps_taken, np.round(steps_taken), atol=1e-6)
-        else:
-            assert set(decoded[column.name]) <= set(column.categories)
-    np.testing.assert_allclose(encoder.encode(decoded), x_adv.numpy(), atol=1e-5)
+    assert_real_records(encoder, frame, FEATURES, x, x_adv, eps=eps, cat_budget=cat_budget)
 
 
 def test_valid_apgd_is_at_least_as_strong_as_the_valid_pgd() -> None:

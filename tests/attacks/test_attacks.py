@@ -19,10 +19,11 @@ from conftest import make_biased_frame
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from valid_records import assert_real_records
 
 from froc_cli.attacks import FGSM, PGD, FeatureSpace, ValidRecordAttack, make_attack
 from froc_cli.core import InputError, ThreatModel
-from froc_cli.data import CategoricalColumn, NumericColumn, TabularEncoder, fit_encoder
+from froc_cli.data import fit_encoder
 from froc_cli.metrics import attack_decisions, evaluate_decisions
 from froc_cli.models import TabularNet, build_model, parse_model_spec
 
@@ -211,14 +212,6 @@ def test_continuous_attacks_stay_in_the_ball_box_and_keep_immutables(
 # --------------------------------------------------------------------------------------------
 
 
-def _blocks(encoder: TabularEncoder) -> list[tuple[str, slice]]:
-    return [
-        (c.name, slice(c.start, c.start + c.width))
-        for c in encoder.columns
-        if isinstance(c, CategoricalColumn)
-    ]
-
-
 @settings(max_examples=40, deadline=None)
 @example(  # a 0.01 grid over a range of 188 once rounded one cent past eps (44.75 > 44.7495)
     frame_seed=32,
@@ -271,39 +264,7 @@ def test_valid_record_attack_outputs_decode_to_valid_records(
     assert isinstance(attack, ValidRecordAttack)
     x_adv = attack(x, y)
 
-    mutable = torch.as_tensor(encoder.mutable_mask())
-    numeric = torch.as_tensor(encoder.numeric_features())
-    assert torch.equal(x_adv[:, ~mutable], x[:, ~mutable])
-    # numerics: within eps and the box
-    moved = (x_adv - x)[:, numeric].abs()
-    assert torch.all(moved <= eps + TOL)
-    assert torch.all((x_adv[:, numeric] >= -TOL) & (x_adv[:, numeric] <= 1 + TOL))
-    # one-hot blocks: exactly one 1 each, at most cat_budget blocks switched per row
-    changed = torch.zeros(len(frame), dtype=torch.long)
-    for _, block in _blocks(encoder):
-        values = x_adv[:, block]
-        assert torch.all((values == 0) | (values == 1))
-        assert torch.all(values.sum(dim=1) == 1)
-        changed += (values.argmax(dim=1) != x[:, block].argmax(dim=1)).long()
-    assert torch.all(changed <= cat_budget)
-
-    # decoded records: real values of the schema, within eps of the original in its units
-    decoded = encoder.decode(x_adv.numpy())
-    original = frame[list(FEATURES)].reset_index(drop=True)
-    for column in encoder.columns:
-        if isinstance(column, NumericColumn):
-            values = decoded[column.name].to_numpy(dtype=np.float64)
-            assert decoded[column.name].dtype == original[column.name].dtype
-            assert np.all((values >= column.minimum) & (values <= column.maximum))
-            gap = np.abs(values - original[column.name].to_numpy(dtype=np.float64))
-            assert np.all(gap <= eps * column.scale * (1 + 1e-5) + 1e-9), column.name
-            # on the column's grid: the record the model saw is the record decoded
-            assert column.grid is not None
-            steps_taken = (values - column.minimum) / column.grid
-            np.testing.assert_allclose(steps_taken, np.round(steps_taken), atol=1e-6)
-        else:
-            assert set(decoded[column.name]) <= set(column.categories)
-    np.testing.assert_allclose(encoder.encode(decoded), x_adv.numpy(), atol=1e-5)
+    assert_real_records(encoder, frame, FEATURES, x, x_adv, eps=eps, cat_budget=cat_budget)
 
 
 def test_valid_attack_without_budget_changes_only_numerics() -> None:
